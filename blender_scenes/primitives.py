@@ -1,0 +1,54 @@
+"""Unit meshes for the CLEVR shapes, built once per Blender session and shared by every object.
+
+Each mesh has half-height 1 and rests its base at z = -1, so an object of scale s placed at z = s sits
+on the ground: sphere radius 1, cylinder radius 1 and height 2, cube half side 1 (slightly bevelled).
+"""
+from __future__ import annotations
+
+from igbench.blender_scenes._bpy import bpy
+
+import bmesh
+
+
+def build_mesh(shape: str):
+    builders = {"cube": _cube, "sphere": _sphere, "cylinder": _cylinder}
+    if shape not in builders:
+        raise ValueError(f"no mesh for shape '{shape}'")
+    mesh = bpy.data.meshes.new(f"igbench_{shape}")
+    bm = bmesh.new()
+    builders[shape](bm)
+    bm.to_mesh(mesh)
+    bm.free()
+    mesh.materials.append(None)  # one slot, filled per object (slot link = OBJECT)
+    return mesh
+
+
+def _cube(bm):
+    bmesh.ops.create_cube(bm, size=2.0)
+    bmesh.ops.bevel(bm, geom=list(bm.edges) + list(bm.verts), offset=0.04, segments=3, affect="EDGES",
+                    profile=0.5)
+    for face in bm.faces:
+        face.smooth = True
+    _mark_sharp_edges(bm, angle_deg=60)
+
+
+def _sphere(bm):
+    bmesh.ops.create_uvsphere(bm, u_segments=48, v_segments=24, radius=1.0)
+    for face in bm.faces:
+        face.smooth = True
+
+
+def _cylinder(bm):
+    bmesh.ops.create_cone(bm, cap_ends=True, cap_tris=False, segments=48, radius1=1.0, radius2=1.0, depth=2.0)
+    for face in bm.faces:
+        face.smooth = True
+    _mark_sharp_edges(bm, angle_deg=60)
+
+
+def _mark_sharp_edges(bm, angle_deg: float):
+    """Keep hard edges hard while curved faces stay smooth (Blender honours sharp edges natively)."""
+    import math
+
+    for edge in bm.edges:
+        if len(edge.link_faces) == 2 and edge.calc_face_angle(0.0) > math.radians(angle_deg):
+            edge.smooth = False

@@ -1,0 +1,30 @@
+"""Scene samplers, one module per task family (pure Python and numpy; no Blender).
+
+A sampler implements `sample(task, split, index, seed) -> Scene` and nothing else. `sample_scene` derives
+the seed: sample `index` of (task, split, base seed) is the same scene on any machine, in any order,
+with any number of workers. `attempt` counts re-draws after a failed visibility check.
+"""
+from __future__ import annotations
+
+import importlib
+import zlib
+
+import numpy as np
+
+from igbench.scene import Scene
+from igbench.task import Task
+
+
+def scene_seed(task: str, split: str, index: int, base_seed: int, attempt: int = 0) -> int:
+    """A 63-bit seed for one candidate scene, from stable hashes of its coordinates."""
+    words = [base_seed & 0xFFFFFFFF, base_seed >> 32, zlib.crc32(task.encode()), zlib.crc32(split.encode()), index, attempt]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]) >> 1
+
+
+def sampler(task: Task):
+    return importlib.import_module(f"igbench.generators.{task.generator}")
+
+
+def sample_scene(task: Task, split: str, index: int, base_seed: int, attempt: int = 0) -> Scene:
+    seed = scene_seed(task.name, split, index, base_seed, attempt)
+    return sampler(task).sample(task, split, index, seed)

@@ -1,0 +1,50 @@
+"""`igbench COMMAND ...`: one module per command under igbench/cli/, each a thin layer over the library."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from igbench import __version__
+from igbench.errors import UserError
+
+COMMANDS = {
+    "render": "Render a split of a task into a HuggingFace dataset.",
+    "bench": "Benchmarks that print figures (e.g. `igbench bench render`).",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every other user error
+        self.exit(2, f"igbench: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="igbench", description="Inverse-graphics benchmark suite.")
+    parser.add_argument("--version", action="version", version=f"igbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"igbench.cli.{name}")
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"igbench.cli.{args.command}")
+    try:
+        return module.run(args) or 0
+    except UserError as err:
+        print(f"igbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("igbench: interrupted; finished work is kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""`igbench render --task clevr --split ood --n 1000 --out data`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from igbench.render.job import RenderConfig, run_render
+
+DEFAULTS = RenderConfig()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default=DEFAULTS.task, help="task name or path to a task YAML (default: %(default)s)")
+    p.add_argument("--split", default=DEFAULTS.split, help="split declared in the task YAML (default: %(default)s)")
+    p.add_argument("--n", type=int, default=DEFAULTS.n, help="number of samples (default: %(default)s)")
+    p.add_argument("--out", default=DEFAULTS.out, help="output root; the split goes to OUT/TASK/SPLIT (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="base seed (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=DEFAULTS.workers, help="render processes (default: %(default)s)")
+    p.add_argument("--resolution", default=DEFAULTS.resolution, help="WIDTHxHEIGHT (default: %(default)s)")
+    p.add_argument("--samples", type=int, default=DEFAULTS.samples, help="Cycles samples per pixel (default: %(default)s)")
+    p.add_argument("--no-denoise", dest="denoise", action="store_false", help="turn OpenImageDenoise off")
+    p.add_argument("--device", choices=["cpu", "gpu"], default=DEFAULTS.device, help="Cycles device (default: %(default)s)")
+    p.add_argument("--shard-size", type=int, default=DEFAULTS.shard_size, help="samples per parquet shard (default: %(default)s)")
+    p.add_argument("--max-retries", type=int, default=DEFAULTS.max_retries, help="retries of a failed sample (default: %(default)s)")
+    p.add_argument("--programs-only", action="store_true", help="write the sampled programs without rendering")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    fields = {k: v for k, v in vars(args).items() if k in RenderConfig.__dataclass_fields__}
+    config = RenderConfig(**fields)
+    report = run_render(config, progress=not args.quiet)
+    if config.programs_only:
+        print(f"wrote {report.n} programs to {report.root / 'programs.jsonl'} (not rendered: no visibility check)")
+        return 0
+    if report.failed:
+        print(f"{len(report.failed)} of {report.n} samples failed (rerun the same command to retry them):", file=sys.stderr)
+        for sample, reason in sorted(report.failed.items()):
+            print(f"  {sample}: {reason}", file=sys.stderr)
+        return 1
+    print(f"{report.n} samples in {report.root} ({report.rendered} rendered now, {report.already_done} before)")
+    print(f"load with: datasets.load_dataset({str(report.root)!r}, split={config.split!r})")
+    return 0

@@ -1,0 +1,256 @@
+"""`igbench render`: render a split of a task into a HuggingFace dataset, resumably.
+
+Every finished sample is staged on disk by the worker that rendered it; whenever a shard's range of
+indices is complete it becomes one parquet file and its staged files are removed. So a run stopped at
+any point (Ctrl-C, `kill -9` of a worker or of this process) loses nothing it finished, and the same
+command renders only what is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from igbench import __version__
+from igbench.blender_scenes.settings import RenderSettings, parse_resolution
+from igbench.dataset import (finished_shards, num_shards, shard_path, split_dir, write_json_atomic,
+                             write_shard)
+from igbench.errors import UserError
+from igbench.scene import sample_id
+from igbench.task import Task, load_task
+
+# Keys that change what a sample is; a resumed run must agree on all of them.
+IDENTITY_KEYS = ("task", "split", "n", "seed", "resolution", "samples", "denoise", "shard_size", "task_sha256")
+
+
+@dataclass
+class RenderConfig:
+    task: str = "clevr"
+    split: str = "train"
+    n: int = 10
+    out: str = "data"
+    seed: int = 0
+    workers: int = 1
+    resolution: str = "480x320"
+    samples: int = 16
+    denoise: bool = True
+    device: str = "cpu"
+    shard_size: int = 500
+    max_retries: int = 2
+    programs_only: bool = False
+
+
+@dataclass
+class RenderReport:
+    root: Path
+    n: int
+    rendered: int = 0
+    already_done: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    timings: list[dict] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+
+def validate(config: RenderConfig) -> tuple[Task, RenderSettings, Path]:
+    """Check everything a user can get wrong before anything touches the disk."""
+    task = load_task(config.task)
+    task.check_split(config.split)
+    if config.n <= 0:
+        raise UserError(f"--n must be positive, got {config.n}")
+    if config.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {config.workers}")
+    if config.shard_size < 1:
+        raise UserError(f"--shard-size must be at least 1, got {config.shard_size}")
+    if config.seed < 0:
+        raise UserError(f"--seed must be non-negative, got {config.seed}")
+    width, height = parse_resolution(config.resolution)
+    threads = 0 if config.workers == 1 else max(1, (os.cpu_count() or 1) // config.workers)
+    settings = RenderSettings(width=width, height=height, samples=config.samples, denoise=config.denoise,
+                              device=config.device, threads=threads)
+    _check_writable(Path(config.out))
+    return task, settings, split_dir(Path(config.out), task.name, config.split)
+
+
+def run_render(config: RenderConfig, progress: bool = True) -> RenderReport:
+    task, settings, root = validate(config)
+    if config.programs_only:
+        return write_programs(task, config, root)
+    saved = _saved_config(config, task, settings)
+    _claim(root, saved)
+    staging, data = root / "staging", root / "data"
+    staging.mkdir(exist_ok=True)
+    data.mkdir(exist_ok=True)
+    total = num_shards(config.n, config.shard_size)
+    shards = _ShardTracker(task, config, root, total)
+    report = RenderReport(root, config.n, already_done=len(shards.done))
+    todo = [i for i in range(config.n) if i not in shards.done]
+    if todo:
+        _render_indices(todo, task, config, settings, root, shards, report, progress)
+    shards.flush()
+    if len(shards.finished) == total:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(root / "logs", ignore_errors=True)  # worker logs matter only while samples fail
+    return report
+
+
+def write_programs(task: Task, config: RenderConfig, root: Path) -> RenderReport:
+    """`--programs-only`: the sampled scenes as JSON lines, without rendering (and so without the
+    visibility check: these are each sample's first candidate)."""
+    from igbench.generators import sample_scene
+    from igbench.program import format_program
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "programs.jsonl"
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        for index in _progress(range(config.n), config, progress=True, initial=0):
+            scene = sample_scene(task, config.split, index, config.seed)
+            row = scene.to_dict(task)
+            row["program"] = format_program(scene.program, task)
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+    return RenderReport(root, config.n, rendered=config.n)
+
+
+def _render_indices(todo, task, config, settings, root, shards, report, progress) -> None:
+    from igbench.render.workers import WorkerPool, WorkerSpec
+
+    spec = WorkerSpec(str(task.path), config.split, config.seed, settings, str(root / "staging"), str(root / "logs"))
+    pool = WorkerPool(spec, min(config.workers, len(todo)))
+    bar = _progress(None, config, progress, initial=report.already_done)
+
+    def done(index: int, timings: dict) -> None:
+        report.rendered += 1
+        report.timings.append(timings)
+        shards.add(index)
+        bar.update(1)
+
+    def failed(index: int, reason: str) -> None:
+        report.failed[sample_id(task.name, config.split, index)] = reason
+        bar.write(f"failed {sample_id(task.name, config.split, index)}: {reason}")
+
+    try:
+        pool.run(todo, config.max_retries, done, failed)
+    except KeyboardInterrupt:
+        bar.close()
+        pool.close()
+        shards.flush()
+        raise
+    finally:
+        bar.close()
+        pool.close()
+
+
+def _progress(iterable, config: RenderConfig, progress: bool, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=config.n, initial=initial, unit="img", desc=f"{config.task}/{config.split}",
+                disable=not progress, smoothing=0.1, dynamic_ncols=True)
+
+
+class _ShardTracker:
+    """Knows which samples are finished (in a shard or staged) and turns complete ranges into shards."""
+
+    def __init__(self, task: Task, config: RenderConfig, root: Path, total: int):
+        self.task, self.config, self.root, self.total = task, config, root, total
+        self.staging = root / "staging"
+        for leftover in [*self.staging.glob("*.tmp"), *(root / "data").glob("*.tmp")]:
+            leftover.unlink()
+        self.finished = finished_shards(root, config.split, total)
+        for k in self.finished:  # a crash between writing a shard and clearing its staged files
+            for index in self._range(k):
+                self._unstage(index)
+        self.staged = {int(p.name[:6]) for p in self.staging.glob("*.json") if int(p.name[:6]) < config.n}
+        self.done = self.staged | {i for k in self.finished for i in self._range(k)}
+
+    def add(self, index: int) -> None:
+        self.staged.add(index)
+        self.done.add(index)
+        k = index // self.config.shard_size
+        if all(i in self.staged for i in self._range(k)):
+            self._write(k)
+
+    def flush(self) -> None:
+        for k in range(self.total):
+            if k not in self.finished and all(i in self.staged for i in self._range(k)):
+                self._write(k)
+
+    def _write(self, k: int) -> None:
+        from igbench.render.sample import load_staged
+
+        rows = [load_staged(self.staging, i) for i in self._range(k)]
+        write_shard(rows, self.task, shard_path(self.root, self.config.split, k, self.total))
+        self.finished.add(k)
+        for index in self._range(k):
+            self._unstage(index)
+            self.staged.discard(index)
+
+    def _unstage(self, index: int) -> None:
+        from igbench.render.sample import staged_paths
+
+        for path in staged_paths(self.staging, index):
+            path.unlink(missing_ok=True)
+
+    def _range(self, k: int) -> range:
+        size = self.config.shard_size
+        return range(k * size, min((k + 1) * size, self.config.n))
+
+
+def _saved_config(config: RenderConfig, task: Task, settings: RenderSettings) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        blender = version("bpy")
+    except PackageNotFoundError:
+        blender = None
+    return {
+        "config": asdict(config),
+        "task_sha256": hashlib.sha256(task.path.read_bytes()).hexdigest(),
+        "render_settings": settings.to_dict(),
+        "versions": {"igbench": __version__, "bpy": blender, "python": platform.python_version()},
+        "command": " ".join(["igbench", *sys.argv[1:]]) if sys.argv else "",
+    }
+
+
+def _identity(saved: dict) -> dict:
+    values = {**saved["config"], "task_sha256": saved["task_sha256"]}
+    return {key: values.get(key) for key in IDENTITY_KEYS}
+
+
+def _claim(root: Path, saved: dict) -> None:
+    """Create the split folder, or check that the one there is a run of the same command to resume."""
+    config_path = root / "render_config.json"
+    if config_path.exists():
+        try:
+            before = json.loads(config_path.read_text())
+            mine, theirs = _identity(saved), _identity(before)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{config_path} is damaged; move {root} away to render again") from None
+        changed = [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in IDENTITY_KEYS if mine[k] != theirs[k]]
+        if changed:
+            raise UserError(
+                f"{root} holds a render with other settings ({'; '.join(changed)}); "
+                "rerun with the same settings to resume, or choose another --out"
+            )
+    elif root.exists() and any(p.name != "programs.jsonl" for p in root.iterdir()):
+        raise UserError(f"{root} exists and is not an igbench render; choose another --out")
+    root.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(config_path, saved)
+
+
+def _check_writable(out: Path) -> None:
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"--out {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {probe} is not writable")

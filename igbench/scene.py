@@ -1,0 +1,163 @@
+"""What a sample is: a program plus the camera and lights it is seen under. Plain data, no bpy.
+
+Camera convention (the one BOP and OpenCV use): `world_to_camera` maps world points into a camera frame
+with x right, y down and z forward (into the scene); `K` maps camera points to pixels with the origin
+at the top-left corner of the image. World: z up, the ground plane is z = 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from igbench.program import Obj, Program
+from igbench.task import Task
+
+
+@dataclass(frozen=True)
+class Camera:
+    K: tuple[tuple[float, ...], ...]  # 3x3 intrinsics at (width, height)
+    world_to_camera: tuple[tuple[float, ...], ...]  # 4x4, OpenCV axes
+    width: int
+    height: int
+
+    @classmethod
+    def look_at(cls, location, target, focal_mm: float, sensor_width_mm: float, width: int, height: int) -> Camera:
+        location, target = np.asarray(location, float), np.asarray(target, float)
+        forward = _unit(target - location)
+        right = _unit(np.cross(forward, [0.0, 0.0, 1.0]))
+        down = np.cross(forward, right)
+        rotation = np.stack([right, down, forward])
+        world_to_camera = np.eye(4)
+        world_to_camera[:3, :3] = rotation
+        world_to_camera[:3, 3] = -rotation @ location
+        f_px = focal_mm / sensor_width_mm * width
+        K = np.array([[f_px, 0.0, width / 2], [0.0, f_px, height / 2], [0.0, 0.0, 1.0]])
+        return cls(_tuples(K), _tuples(world_to_camera), int(width), int(height))
+
+    @property
+    def K_array(self) -> np.ndarray:
+        return np.array(self.K, dtype=float)
+
+    @property
+    def extrinsics(self) -> np.ndarray:
+        return np.array(self.world_to_camera, dtype=float)
+
+    @property
+    def location(self) -> np.ndarray:
+        """The camera centre in world coordinates."""
+        T = self.extrinsics
+        return -T[:3, :3].T @ T[:3, 3]
+
+    def at_resolution(self, width: int, height: int) -> Camera:
+        """The same view at another image size (the horizontal field of view is kept)."""
+        scale = width / self.width
+        K = self.K_array
+        K[0, :] *= scale
+        K[1, :] *= scale
+        K[1, 2] = K[1, 2] - self.height * scale / 2 + height / 2
+        return Camera(_tuples(K), self.world_to_camera, int(width), int(height))
+
+    def project(self, points) -> np.ndarray:
+        """World points (N, 3) -> (N, 3) of pixel x, pixel y, depth along the optical axis."""
+        points = np.atleast_2d(np.asarray(points, float))
+        T = self.extrinsics
+        cam = points @ T[:3, :3].T + T[:3, 3]
+        pix = cam @ self.K_array.T
+        return np.column_stack([pix[:, 0] / cam[:, 2], pix[:, 1] / cam[:, 2], cam[:, 2]])
+
+    def ground_directions(self) -> dict[str, np.ndarray]:
+        """Unit vectors in the ground plane for 'left', 'right', 'front' and 'behind' as the camera sees them."""
+        rotation = self.extrinsics[:3, :3]
+        right = _unit(rotation[0] * [1, 1, 0])
+        behind = _unit(rotation[2] * [1, 1, 0])
+        return {"right": right, "left": -right, "behind": behind, "front": -behind}
+
+    def to_dict(self) -> dict:
+        return {"K": [list(r) for r in self.K], "world_to_camera": [list(r) for r in self.world_to_camera],
+                "width": self.width, "height": self.height}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Camera:
+        return cls(_tuples(d["K"]), _tuples(d["world_to_camera"]), int(d["width"]), int(d["height"]))
+
+
+@dataclass(frozen=True)
+class Light:
+    name: str
+    type: str  # Blender light type: AREA, POINT, SUN, SPOT
+    location: tuple[float, float, float]
+    target: tuple[float, float, float]
+    energy: float  # watts
+    size: float  # area light edge length
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type, "location": list(self.location),
+                "target": list(self.target), "energy": self.energy, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Light:
+        return cls(d["name"], d["type"], tuple(d["location"]), tuple(d["target"]), float(d["energy"]), float(d["size"]))
+
+
+@dataclass
+class Scene:
+    """Everything the executor needs to render a sample, and everything a re-render needs to match it."""
+
+    task: str
+    split: str
+    index: int
+    seed: int
+    program: Program
+    camera: Camera
+    lights: list[Light] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return sample_id(self.task, self.split, self.index)
+
+    def to_dict(self, task: Task) -> dict:
+        return {
+            "id": self.id, "task": self.task, "split": self.split, "index": self.index, "seed": self.seed,
+            "objects": [objects_row(o, task) for o in self.program],
+            "camera": self.camera.to_dict(), "lights": [light.to_dict() for light in self.lights],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, task: Task) -> Scene:
+        program = Program([object_from_row(row, task) for row in d["objects"]])
+        return cls(d["task"], d["split"], int(d["index"]), int(d["seed"]), program,
+                   Camera.from_dict(d["camera"]), [Light.from_dict(x) for x in d["lights"]])
+
+
+def sample_id(task: str, split: str, index: int) -> str:
+    return f"{task}/{split}/{index:06d}"
+
+
+def objects_row(obj: Obj, task: Task) -> dict:
+    """An object as a flat record: categorical fields as strings, numeric fields as lists (absent -> zeros)."""
+    row = {name: obj.attrs[name] for name in task.categorical}
+    for name, decl in task.numeric.items():
+        row[name] = list(obj.numbers.get(name, (0.0,) * decl.arity))
+        if not decl.required:
+            row[f"has_{name}"] = name in obj.numbers
+    return row
+
+
+def object_from_row(row: dict, task: Task) -> Obj:
+    attrs = {name: row[name] for name in task.categorical}
+    numbers = {
+        name: tuple(float(v) for v in row[name])
+        for name in task.numeric
+        if row.get(f"has_{name}", True)
+    }
+    return Obj(attrs, numbers)
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def _tuples(matrix) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(x) for x in row) for row in np.asarray(matrix, float))

@@ -1,0 +1,126 @@
+"""Tasks: the vocabulary, appearance and split rules of a family of scenes, loaded from YAML.
+
+A task file (igbench/tasks/<name>.yaml, or any path) declares the categorical fields of an object with
+their canonical values and synonyms, its numeric fields with their arity, and one entry per split whose
+keys override the shared `sampling` rules. Splits are data: a user adds one by editing the YAML.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from igbench.errors import UserError, choices, did_you_mean
+
+TASKS_DIR = Path(__file__).parent / "tasks"
+
+
+@dataclass(frozen=True)
+class CategoricalField:
+    name: str
+    values: tuple[str, ...]
+    synonyms: dict[str, str] = field(default_factory=dict)
+
+    def normalise(self, raw: str) -> str | None:
+        """The canonical value for `raw` (case-insensitive, synonyms resolved), or None if unknown."""
+        key = raw.strip().lower()
+        if key in self.values:
+            return key
+        return self.synonyms.get(key)
+
+
+@dataclass(frozen=True)
+class NumericField:
+    name: str
+    arity: int
+    required: bool
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    description: str
+    generator: str
+    categorical: dict[str, CategoricalField]
+    numeric: dict[str, NumericField]
+    splits: dict[str, dict]
+    spec: dict  # the whole YAML, for the generator and the renderer
+    path: Path
+
+    @property
+    def field_names(self) -> list[str]:
+        """Canonical attribute order: categorical fields, then numeric fields, as declared."""
+        return [*self.categorical, *self.numeric]
+
+    def split_rules(self, split: str) -> dict:
+        """The task's `sampling` rules with the split's own keys laid over them."""
+        self.check_split(split)
+        rules = copy.deepcopy(self.spec.get("sampling", {}))
+        rules.update(copy.deepcopy(self.splits[split]))
+        return rules
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise UserError(
+                f"task '{self.name}' has no split '{split}'{did_you_mean(split, self.splits)}; "
+                f"its splits: {choices(self.splits)} (add one in {self.path})"
+            )
+
+
+def available_tasks() -> list[str]:
+    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
+
+
+def load_task(name_or_path: str) -> Task:
+    """Load a built-in task by name (`clevr`) or a task YAML by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = TASKS_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            known = available_tasks()
+            raise UserError(f"unknown task '{name_or_path}'{did_you_mean(name_or_path, known)}; tasks: {choices(known)}")
+    return _load_task_file(path.resolve())
+
+
+@lru_cache(maxsize=None)
+def _load_task_file(path: Path) -> Task:
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"task file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"task file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"task file {path} must hold a mapping")
+    missing = [k for k in ("name", "generator", "categorical", "numeric", "splits") if k not in spec]
+    if missing:
+        raise UserError(f"task file {path} lacks {', '.join(missing)}")
+    categorical = {}
+    for name, decl in spec["categorical"].items():
+        values = tuple(decl["values"])
+        synonyms = {str(k).lower(): v for k, v in (decl.get("synonyms") or {}).items()}
+        bad = [v for v in synonyms.values() if v not in values]
+        if bad:
+            raise UserError(f"task file {path}: synonyms of '{name}' point to unknown values {bad}")
+        categorical[name] = CategoricalField(name, values, synonyms)
+    numeric = {
+        name: NumericField(name, int(decl["arity"]), bool(decl.get("required", True)))
+        for name, decl in spec["numeric"].items()
+    }
+    clash = set(categorical) & set(numeric)
+    if clash:
+        raise UserError(f"task file {path}: fields declared both categorical and numeric: {sorted(clash)}")
+    splits = {str(k): dict(v or {}) for k, v in spec["splits"].items()}
+    return Task(
+        name=spec["name"],
+        description=str(spec.get("description", "")).strip(),
+        generator=spec["generator"],
+        categorical=categorical,
+        numeric=numeric,
+        splits=splits,
+        spec=spec,
+        path=path,
+    )
