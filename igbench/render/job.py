@@ -184,7 +184,7 @@ class _ShardTracker:
                 self._write(k)
 
     def _write(self, k: int) -> None:
-        from igbench.render.sample import load_staged
+        from igbench.render.staging import load_staged
 
         rows = [load_staged(self.staging, i) for i in self._range(k)]
         write_shard(rows, self.task, shard_path(self.root, self.config.split, k, self.total))
@@ -194,7 +194,7 @@ class _ShardTracker:
             self.staged.discard(index)
 
     def _unstage(self, index: int) -> None:
-        from igbench.render.sample import staged_paths
+        from igbench.render.staging import staged_paths
 
         for path in staged_paths(self.staging, index):
             path.unlink(missing_ok=True)
@@ -247,10 +247,17 @@ def _claim(root: Path, saved: dict) -> None:
 
 
 def _check_writable(out: Path) -> None:
+    """Probe with a real file: permission bits say little when running as root or on odd filesystems."""
+    import tempfile
+
     probe = out
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"--out {out}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: {probe} is not writable")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".igbench-probe-", dir=probe)
+        os.close(fd)
+        os.remove(name)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot write in {probe} ({err.strerror})") from None

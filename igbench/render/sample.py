@@ -2,8 +2,6 @@
 and stage it on disk (PNG pair + JSON, the JSON written last as the commit marker)."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ from igbench.blender_scenes.session import BlenderSession
 from igbench.blender_scenes.settings import RenderSettings
 from igbench.generators import sample_scene
 from igbench.program import format_program
+from igbench.render.staging import stage_sample
 from igbench.scene import Scene
 from igbench.task import Task
 
@@ -57,25 +56,8 @@ class SampleRenderer:
 
     def stage(self, index: int, staging: Path) -> dict:
         row, rgb, seg, timings = self.render(index)
-        stem = staging / f"{index:06d}"
-        _write_atomic(stem.with_suffix(".rgb.png"), rgb)
-        _write_atomic(stem.with_suffix(".seg.png"), seg)
-        _write_atomic(stem.with_suffix(".json"), json.dumps(row).encode())
+        stage_sample(staging, index, row, rgb, seg)
         return timings
-
-
-def staged_paths(staging: Path, index: int) -> list[Path]:
-    stem = staging / f"{index:06d}"
-    return [stem.with_suffix(".json"), stem.with_suffix(".rgb.png"), stem.with_suffix(".seg.png")]
-
-
-def load_staged(staging: Path, index: int) -> dict:
-    """The dataset row of a staged sample, images as PNG bytes."""
-    meta, rgb, seg = staged_paths(staging, index)
-    row = json.loads(meta.read_text())
-    row["image"] = {"bytes": rgb.read_bytes(), "path": None}
-    row["segmentation"] = {"bytes": seg.read_bytes(), "path": None}
-    return row
 
 
 def _annotate(objects: list[dict], scene: Scene, instance: np.ndarray) -> None:
@@ -85,10 +67,3 @@ def _annotate(objects: list[dict], scene: Scene, instance: np.ndarray) -> None:
         row["pixel_coords"] = [float(v) for v in centre]
         row["visible_pixels"] = int(xs.size)
         row["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if xs.size else [-1] * 4
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-

@@ -1,0 +1,38 @@
+"""Finished samples waiting for their shard: `<index>.rgb.png`, `<index>.seg.png`, then `<index>.json`.
+
+The JSON is written last, so its presence means the sample is complete. Bpy-free: the parent process
+reads and clears staged samples without ever importing Blender (a parent that imported bpy would hand
+its Blender state to the workers it spawns).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def stage_sample(staging: Path, index: int, row: dict, rgb_png: bytes, seg_png: bytes) -> None:
+    meta, rgb, seg = staged_paths(staging, index)
+    _write_atomic(rgb, rgb_png)
+    _write_atomic(seg, seg_png)
+    _write_atomic(meta, json.dumps(row).encode())
+
+
+def staged_paths(staging: Path, index: int) -> list[Path]:
+    stem = staging / f"{index:06d}"
+    return [stem.with_suffix(".json"), stem.with_suffix(".rgb.png"), stem.with_suffix(".seg.png")]
+
+
+def load_staged(staging: Path, index: int) -> dict:
+    """The dataset row of a staged sample, images as PNG bytes."""
+    meta, rgb, seg = staged_paths(staging, index)
+    row = json.loads(meta.read_text())
+    row["image"] = {"bytes": rgb.read_bytes(), "path": None}
+    row["segmentation"] = {"bytes": seg.read_bytes(), "path": None}
+    return row
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,166 @@
+"""`igbench render` end to end, as a user runs it: a real HF dataset, determinism, resume, bad input."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+from igbench.program import parse
+from igbench.task import load_task
+
+TASK = load_task("clevr")
+TINY = ["--resolution", "64x48", "--samples", "2", "--quiet"]
+
+
+def igbench(*args, check=True, **kwargs):
+    proc = subprocess.run([sys.executable, "-m", "igbench", *args], capture_output=True, text=True, timeout=600, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"igbench {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def load(root, split="ood"):
+    return datasets.load_dataset(str(Path(root) / "clevr" / split), split=split)
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    out = tmp_path_factory.mktemp("w2")
+    igbench("render", "--split", "ood", "--n", "6", "--out", str(out), "--workers", "2", "--shard-size", "4", *TINY)
+    return out
+
+
+def test_writes_a_typed_huggingface_dataset(two_workers):
+    root = two_workers / "clevr" / "ood"
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["ood-00000-of-00002.parquet", "ood-00001-of-00002.parquet"]
+    assert not (root / "staging").exists()
+    ds = load(two_workers)
+    assert ds.num_rows == 6
+    assert ds["id"] == [f"clevr/ood/{i:06d}" for i in range(6)]
+    assert isinstance(ds.features["image"], datasets.Image)
+    assert isinstance(ds.features["segmentation"], datasets.Image)
+    assert ds.features["objects"].feature["loc"].length == 3
+    row = ds[0]
+    assert row["image"].size == (64, 48) and row["image"].mode == "RGB"
+    program = parse(row["program"], TASK)
+    assert len(program) == len(row["objects"]) >= 3
+    seg = np.asarray(row["segmentation"])
+    assert seg.max() <= len(program)
+    for k, obj in enumerate(row["objects"], start=1):
+        assert obj["visible_pixels"] == int((seg == k).sum())
+        assert obj["loc"] == pytest.approx(list(program.objects[k - 1].loc), abs=5e-4)
+    K = np.array(row["camera"]["K"])
+    assert K[0, 2] == pytest.approx(32) and row["camera"]["width"] == 64
+    assert [light["name"] for light in row["lights"]] == ["key", "fill", "back"]
+
+
+def test_same_ids_and_programs_whatever_the_worker_count(two_workers, tmp_path):
+    igbench("render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--workers", "1", *TINY)
+    one, two = load(tmp_path), load(two_workers)
+    assert one["id"] == two["id"]
+    assert one["program"] == two["program"]
+    assert one["seed"] == two["seed"]
+
+
+def test_rerunning_a_finished_split_renders_nothing(two_workers):
+    before = {p.name: p.stat().st_mtime_ns for p in (two_workers / "clevr" / "ood" / "data").iterdir()}
+    proc = igbench("render", "--split", "ood", "--n", "6", "--out", str(two_workers), "--workers", "2",
+                   "--shard-size", "4", *TINY)
+    assert "0 rendered now, 6 before" in proc.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in (two_workers / "clevr" / "ood" / "data").iterdir()}
+    assert before == after
+
+
+def _finished(root: Path, shard_size: int) -> int:
+    """Samples finished so far: staged ones plus those in (full) shards."""
+    staged = len(list((root / "staging").glob("*.json")))
+    return staged + shard_size * len(list((root / "data").glob("*.parquet")))
+
+
+def test_kill_9_of_the_parent_then_rerun_loses_and_duplicates_nothing(two_workers, tmp_path):
+    args = ["render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--shard-size", "2", *TINY]
+    root = tmp_path / "clevr" / "ood"
+    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while _finished(root, 2) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = _finished(root, 2)
+    assert 3 <= partial < 6, "the run should have been cut off part-way"
+    rerun = igbench(*args)
+    assert "before" in rerun.stdout
+    ds, reference = load(tmp_path), load(two_workers)
+    assert ds["id"] == reference["id"]
+    assert ds["program"] == reference["program"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_worker_costs_only_a_retry(two_workers, tmp_path):
+    args = ["render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--shard-size", "4", *TINY]
+    root = tmp_path / "clevr" / "ood"
+    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while _finished(root, 4) < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    workers = [pid for pid in _children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert workers, "no render worker found"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert load(tmp_path)["program"] == load(two_workers)["program"]
+
+
+def test_changed_settings_refuse_to_mix_into_an_existing_split(two_workers):
+    proc = igbench("render", "--split", "ood", "--n", "6", "--out", str(two_workers), "--shard-size", "4",
+                   "--resolution", "64x48", "--samples", "3", "--quiet", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "samples: 2 -> 3" in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task", "clever"], "unknown task 'clever' (did you mean 'clevr'?)"),
+    (["--split", "oods"], "has no split 'oods' (did you mean 'ood'?)"),
+    (["--n", "0"], "--n must be positive"),
+    (["--n", "-3"], "--n must be positive"),
+    (["--resolution", "64by48"], "bad resolution '64by48'"),
+    (["--resolution", "0x48"], "bad resolution"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--samples", "0"], "samples must be at least 1"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "out"
+    proc = igbench("render", "--out", str(out), *args, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("igbench: error: ") and proc.stderr.count("\n") == 1
+    assert message in proc.stderr
+    assert not out.exists()
+
+
+def test_unwritable_output_is_one_line_exit_2(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    for out, message in [(blocker / "out", "is a file"), (Path("/proc/igbench-out"), "cannot write")]:
+        proc = igbench("render", "--out", str(out), "--n", "2", check=False)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+        assert message in proc.stderr
