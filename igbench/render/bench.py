@@ -1,8 +1,11 @@
 """`igbench bench render`: throughput and memory of the renderer on this machine (prints figures)."""
 from __future__ import annotations
 
+import os
 import resource
+import sys
 import time
+from contextlib import contextmanager
 from statistics import mean
 
 from igbench.blender_scenes.settings import RenderSettings
@@ -17,14 +20,16 @@ def bench_render(task_name: str, split: str, n: int, settings: RenderSettings, s
 
     task = load_task(task_name)
     started = time.perf_counter()
-    renderer = SampleRenderer(task, split, seed, settings)
-    renderer.render(n)  # warm-up: kernels, GL context and meshes are built once per worker
+    with _blender_output_silenced():
+        renderer = SampleRenderer(task, split, seed, settings)
+        renderer.render(n)  # warm-up: kernels, GL context and meshes are built once per worker
     startup = time.perf_counter() - started
     stages: list[dict] = []
     tick = time.perf_counter()
     for index in tqdm(range(n), desc="bench render", unit="img", disable=not progress):
         t0 = time.perf_counter()
-        _, _, _, timings = renderer.render(index)
+        with _blender_output_silenced():
+            _, _, _, timings = renderer.render(index)
         stages.append({**timings, "total": time.perf_counter() - t0})
     elapsed = time.perf_counter() - tick
     return {
@@ -35,6 +40,24 @@ def bench_render(task_name: str, split: str, n: int, settings: RenderSettings, s
         "stage_s": {k: mean(s.get(k, 0.0) for s in stages) for k in stages[0]},
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+@contextmanager
+def _blender_output_silenced():
+    """Blender prints per-render chatter on the C-level stdout/stderr; keep it off the figures."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def format_report(report: dict) -> str:

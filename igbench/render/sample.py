@@ -2,6 +2,7 @@
 and stage it on disk (PNG pair + JSON, the JSON written last as the commit marker)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,12 @@ class SampleRenderer:
 
     def render(self, index: int) -> tuple[dict, bytes, bytes, dict]:
         """(row without images, RGB PNG, segmentation PNG, timings) for sample `index`."""
+        start = time.perf_counter()
         scene = self.visible_scene(index)
+        visibility = time.perf_counter() - start
         scene.camera = scene.camera.at_resolution(self.settings.width, self.settings.height)
         result = self.session.render(scene)
+        result.timings["visibility"] = visibility
         row = scene.to_dict(self.task)
         row["program"] = format_program(scene.program, self.task)
         _annotate(row["objects"], scene, result.instance)
