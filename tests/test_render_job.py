@@ -164,3 +164,39 @@ def test_unwritable_output_is_one_line_exit_2(tmp_path):
         proc = igbench("render", "--out", str(out), "--n", "2", check=False)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1
         assert message in proc.stderr
+
+
+def test_a_sample_that_keeps_failing_is_reported_by_id(tmp_path):
+    import yaml
+
+    spec = yaml.safe_load(TASK.path.read_text())
+    spec["splits"]["impossible"] = {**spec["splits"]["val"], "min_visible_pixels": 10**9, "max_visibility_attempts": 2}
+    task_file = tmp_path / "clevr_impossible.yaml"
+    task_file.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    proc = igbench("render", "--task", str(task_file), "--split", "impossible", "--n", "2", "--out", str(out),
+                   "--max-retries", "1", *TINY, check=False)
+    assert proc.returncode == 1
+    assert "2 of 2 samples failed" in proc.stderr
+    assert "clevr/impossible/000000: VisibilityError" in proc.stderr
+    assert "clevr/impossible/000001: VisibilityError" in proc.stderr
+    assert not list((out / "clevr" / "impossible" / "data").glob("*.parquet"))
+
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(two_workers, tmp_path):
+    args = ["render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--shard-size", "4", *TINY]
+    root = tmp_path / "clevr" / "ood"
+    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while _finished(root, 4) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.fail("the run finished before it could be interrupted")
+    assert proc.returncode == 130
+    assert "interrupted; finished work is kept" in err and "Traceback" not in err
+    rerun = igbench(*args)
+    assert "before" in rerun.stdout
+    assert load(tmp_path)["program"] == load(two_workers)["program"]

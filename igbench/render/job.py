@@ -139,11 +139,6 @@ def _render_indices(todo, task, config, settings, root, shards, report, progress
 
     try:
         pool.run(todo, config.max_retries, done, failed)
-    except KeyboardInterrupt:
-        bar.close()
-        pool.close()
-        shards.flush()
-        raise
     finally:
         bar.close()
         pool.close()
