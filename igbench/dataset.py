@@ -18,6 +18,7 @@ import os
 import re
 from pathlib import Path
 
+from igbench.errors import UserError
 from igbench.task import Task
 
 SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$")
@@ -89,12 +90,45 @@ def write_shard(rows: list[dict], task: Task, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_split(path: str | Path, split: str | None = None):
-    """`datasets.load_dataset` on a rendered split folder (the split name defaults to the folder's)."""
+def load_split(source: str | Path, split: str | None = None):
+    """A split from a local folder or a Hub dataset repo, with `datasets.load_dataset`.
+
+    `source` may be a split folder (OUT/TASK/SPLIT; the split defaults to its name), a task folder
+    (OUT/TASK, with `split`), a folder written by `igbench push --dry-run`, or a Hub repo id
+    (`user/name`, with `split`), which honours HF_HUB_OFFLINE through datasets' cache."""
     from datasets import load_dataset
 
-    path = Path(path)
-    return load_dataset(str(path), split=split or path.name)
+    path = Path(source)
+    if path.is_dir():
+        if split is not None and (path / split / "data").is_dir():
+            path = path / split
+        rendered = sorted(p.name for p in path.iterdir() if (p / "render_config.json").is_file())
+        if rendered and split not in rendered:
+            raise UserError(f"{source}: no split {split!r} here; rendered splits: {', '.join(rendered)}")
+        if (path / "render_config.json").is_file():
+            split = split or path.name
+        if split is None:
+            raise UserError(f"{source}: name the split to load")
+        return _load(load_dataset, str(path), split, source)
+    if not _looks_like_repo_id(str(source)):
+        raise UserError(f"{source}: no such folder, and not a Hub repo id (user/name)")
+    if split is None:
+        raise UserError(f"{source}: name the split to load")
+    return _load(load_dataset, str(source), split, source)
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", text)) and not Path(text).exists()
+
+
+def _load(load_dataset, where: str, split: str, source) -> object:
+    try:
+        return load_dataset(where, split=split)
+    except ValueError as err:  # unknown split
+        raise UserError(f"{source}: {str(err).splitlines()[0]}") from None
+    except (FileNotFoundError, ConnectionError) as err:
+        offline = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        raise UserError(f"{source}: cannot load split '{split}'{offline}: {str(err).splitlines()[0][:200]}") from None
 
 
 def read_json(path: Path) -> dict:

@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-denoise", dest="denoise", action="store_false", help="turn OpenImageDenoise off")
     p.add_argument("--device", choices=["cpu", "gpu"], default=DEFAULTS.device, help="Cycles device (default: %(default)s)")
     p.add_argument("--shard-size", type=int, default=DEFAULTS.shard_size, help="samples per parquet shard (default: %(default)s)")
+    p.add_argument("--shard", default=DEFAULTS.shard, metavar="I/N",
+                   help="render only job I of N (0-based) for cluster arrays; combine with `igbench merge`")
     p.add_argument("--max-retries", type=int, default=DEFAULTS.max_retries, help="retries of a failed sample (default: %(default)s)")
     p.add_argument("--programs-only", action="store_true", help="write the sampled programs without rendering")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -39,5 +41,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {sample}: {reason}", file=sys.stderr)
         return 1
     print(f"{report.n} samples in {report.root} ({report.rendered} rendered now, {report.already_done} before)")
+    if config.shard != DEFAULTS.shard:
+        print(f"job {config.shard} done; once every job is, run: igbench merge PART_FOLDERS... --out OUT")
+        return 0
     print(f"load with: datasets.load_dataset({str(report.root)!r}, split={config.split!r})")
     return 0

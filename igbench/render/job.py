@@ -41,6 +41,7 @@ class RenderConfig:
     denoise: bool = True
     device: str = "cpu"
     shard_size: int = 500
+    shard: str = "0/1"  # "i/N": this job renders the parquet files k with k % N == i (cluster job arrays)
     max_retries: int = 2
     programs_only: bool = False
 
@@ -48,7 +49,7 @@ class RenderConfig:
 @dataclass
 class RenderReport:
     root: Path
-    n: int
+    n: int  # samples this job is responsible for (all of them unless --shard)
     rendered: int = 0
     already_done: int = 0
     failed: dict[str, str] = field(default_factory=dict)
@@ -71,6 +72,7 @@ def validate(config: RenderConfig) -> tuple[Task, RenderSettings, Path]:
         raise UserError(f"--shard-size must be at least 1, got {config.shard_size}")
     if config.seed < 0:
         raise UserError(f"--seed must be non-negative, got {config.seed}")
+    my_files(config)
     width, height = parse_resolution(config.resolution)
     threads = 0 if config.workers == 1 else max(1, (os.cpu_count() or 1) // config.workers)
     settings = RenderSettings(width=width, height=height, samples=config.samples, denoise=config.denoise,
@@ -82,7 +84,7 @@ def validate(config: RenderConfig) -> tuple[Task, RenderSettings, Path]:
 def run_render(config: RenderConfig, progress: bool = True) -> RenderReport:
     task, settings, root = validate(config)
     if config.programs_only:
-        return write_programs(task, config, root)
+        return write_programs(task, config, root, progress)
     saved = _saved_config(config, task, settings)
     _claim(root, saved)
     staging, data = root / "staging", root / "data"
@@ -90,8 +92,9 @@ def run_render(config: RenderConfig, progress: bool = True) -> RenderReport:
     data.mkdir(exist_ok=True)
     total = num_shards(config.n, config.shard_size)
     shards = _ShardTracker(task, config, root, total)
-    report = RenderReport(root, config.n, already_done=len(shards.done))
-    todo = [i for i in range(config.n) if i not in shards.done]
+    mine = [i for k in my_files(config) for i in shards.file_range(k)]
+    report = RenderReport(root, len(mine), already_done=sum(i in shards.done for i in mine))
+    todo = [i for i in mine if i not in shards.done]
     if todo:
         _render_indices(todo, task, config, settings, root, shards, report, progress)
     shards.flush()
@@ -101,7 +104,7 @@ def run_render(config: RenderConfig, progress: bool = True) -> RenderReport:
     return report
 
 
-def write_programs(task: Task, config: RenderConfig, root: Path) -> RenderReport:
+def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool) -> RenderReport:
     """`--programs-only`: the sampled scenes as JSON lines, without rendering (and so without the
     visibility check: these are each sample's first candidate)."""
     from igbench.generators import sample_scene
@@ -111,7 +114,7 @@ def write_programs(task: Task, config: RenderConfig, root: Path) -> RenderReport
     path = root / "programs.jsonl"
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        for index in _progress(range(config.n), config, progress=True, initial=0):
+        for index in _progress(range(config.n), config, config.n, progress, initial=0):
             scene = sample_scene(task, config.split, index, config.seed)
             row = scene.to_dict(task)
             row["program"] = format_program(scene.program, task)
@@ -120,12 +123,35 @@ def write_programs(task: Task, config: RenderConfig, root: Path) -> RenderReport
     return RenderReport(root, config.n, rendered=config.n)
 
 
+def parse_part(text: str) -> tuple[int, int]:
+    """'--shard i/N' -> (i, N) with 0 <= i < N."""
+    try:
+        i, count = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text}: expected i/N, e.g. 0/4") from None
+    if count < 1 or not 0 <= i < count:
+        raise UserError(f"--shard {text}: expected i/N with 0 <= i < N")
+    return i, count
+
+
+def my_files(config: RenderConfig) -> list[int]:
+    """The parquet files this job renders: every N-th, starting at i, so jobs never share a file."""
+    i, count = parse_part(config.shard)
+    total = num_shards(config.n, config.shard_size)
+    if i >= total:
+        raise UserError(
+            f"--shard {config.shard}: the split has only {total} parquet file(s) of {config.shard_size} samples; "
+            f"use at most {total} jobs or a smaller --shard-size"
+        )
+    return list(range(i, total, count))
+
+
 def _render_indices(todo, task, config, settings, root, shards, report, progress) -> None:
     from igbench.render.workers import WorkerPool, WorkerSpec
 
     spec = WorkerSpec(str(task.path), config.split, config.seed, settings, str(root / "staging"), str(root / "logs"))
     pool = WorkerPool(spec, min(config.workers, len(todo)))
-    bar = _progress(None, config, progress, initial=report.already_done)
+    bar = _progress(None, config, report.n, progress, initial=report.already_done)
 
     def done(index: int, timings: dict) -> None:
         report.rendered += 1
@@ -144,10 +170,10 @@ def _render_indices(todo, task, config, settings, root, shards, report, progress
         pool.close()
 
 
-def _progress(iterable, config: RenderConfig, progress: bool, initial: int):
+def _progress(iterable, config: RenderConfig, total: int, progress: bool, initial: int):
     from tqdm import tqdm
 
-    return tqdm(iterable, total=config.n, initial=initial, unit="img", desc=f"{config.task}/{config.split}",
+    return tqdm(iterable, total=total, initial=initial, unit="img", desc=f"{config.task}/{config.split}",
                 disable=not progress, smoothing=0.1, dynamic_ncols=True)
 
 
@@ -161,30 +187,31 @@ class _ShardTracker:
             leftover.unlink()
         self.finished = finished_shards(root, config.split, total)
         for k in self.finished:  # a crash between writing a shard and clearing its staged files
-            for index in self._range(k):
+            for index in self.file_range(k):
                 self._unstage(index)
-        self.staged = {int(p.name[:6]) for p in self.staging.glob("*.json") if int(p.name[:6]) < config.n}
-        self.done = self.staged | {i for k in self.finished for i in self._range(k)}
+        staged = (int(p.name.split(".")[0]) for p in self.staging.glob("*.json"))
+        self.staged = {i for i in staged if i < config.n}
+        self.done = self.staged | {i for k in self.finished for i in self.file_range(k)}
 
     def add(self, index: int) -> None:
         self.staged.add(index)
         self.done.add(index)
         k = index // self.config.shard_size
-        if all(i in self.staged for i in self._range(k)):
+        if all(i in self.staged for i in self.file_range(k)):
             self._write(k)
 
     def flush(self) -> None:
         for k in range(self.total):
-            if k not in self.finished and all(i in self.staged for i in self._range(k)):
+            if k not in self.finished and all(i in self.staged for i in self.file_range(k)):
                 self._write(k)
 
     def _write(self, k: int) -> None:
         from igbench.render.staging import load_staged
 
-        rows = [load_staged(self.staging, i) for i in self._range(k)]
+        rows = [load_staged(self.staging, i) for i in self.file_range(k)]
         write_shard(rows, self.task, shard_path(self.root, self.config.split, k, self.total))
         self.finished.add(k)
-        for index in self._range(k):
+        for index in self.file_range(k):
             self._unstage(index)
             self.staged.discard(index)
 
@@ -194,7 +221,8 @@ class _ShardTracker:
         for path in staged_paths(self.staging, index):
             path.unlink(missing_ok=True)
 
-    def _range(self, k: int) -> range:
+    def file_range(self, k: int) -> range:
+        """The sample indices of parquet file k."""
         size = self.config.shard_size
         return range(k * size, min((k + 1) * size, self.config.n))
 
@@ -215,7 +243,7 @@ def _saved_config(config: RenderConfig, task: Task, settings: RenderSettings) ->
     }
 
 
-def _identity(saved: dict) -> dict:
+def identity(saved: dict) -> dict:
     values = {**saved["config"], "task_sha256": saved["task_sha256"]}
     return {key: values.get(key) for key in IDENTITY_KEYS}
 
@@ -226,7 +254,7 @@ def _claim(root: Path, saved: dict) -> None:
     if config_path.exists():
         try:
             before = json.loads(config_path.read_text())
-            mine, theirs = _identity(saved), _identity(before)
+            mine, theirs = identity(saved), identity(before)
         except (json.JSONDecodeError, KeyError, TypeError):
             raise UserError(f"{config_path} is damaged; move {root} away to render again") from None
         changed = [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in IDENTITY_KEYS if mine[k] != theirs[k]]

@@ -31,17 +31,23 @@ class WorkerSpec:
     settings: RenderSettings
     staging: str
     log_dir: str
+    # Optional: a picklable top-level callable spec -> object with .stage(job, staging) -> timings, used
+    # instead of SampleRenderer (the scorer re-renders predicted programs through the same pool).
+    renderer_factory: Callable | None = None
 
 
 def worker_main(spec: WorkerSpec, conn, worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect_output(Path(spec.log_dir) / f"worker-{worker_id}.log")
     try:
-        from igbench.render.sample import SampleRenderer
-        from igbench.task import load_task
+        if spec.renderer_factory is not None:
+            renderer = spec.renderer_factory(spec)
+        else:
+            from igbench.render.sample import SampleRenderer
+            from igbench.task import load_task
 
-        task = load_task(spec.task_path)
-        renderer = SampleRenderer(task, spec.split, spec.base_seed, spec.settings)
+            task = load_task(spec.task_path)
+            renderer = SampleRenderer(task, spec.split, spec.base_seed, spec.settings)
     except Exception as err:  # noqa: BLE001 - reported to the parent as a fatal start-up error
         conn.send(("fatal", None, f"{type(err).__name__}: {err}"))
         return

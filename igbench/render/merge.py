@@ -1,0 +1,78 @@
+"""`igbench merge`: combine the folders of sharded render jobs (`--shard i/N`) into one split.
+
+Every job writes whole parquet files under their final names, so a merge only checks that the jobs ran
+the same command (identical identity settings), that no file comes from two jobs, and that none is
+missing, then copies the files into place. The merged split is the one an unsharded run writes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from igbench.dataset import finished_shards, num_shards, split_dir, write_json_atomic
+from igbench.errors import UserError
+from igbench.render.job import IDENTITY_KEYS, identity
+
+
+def merge_parts(parts: list[str | Path], out: str | Path) -> Path:
+    """Merge job folders (each OUT/<task>/<split> of one job) into out/<task>/<split>; return its path."""
+    if not parts:
+        raise UserError("merge needs at least one job folder")
+    configs = [_read_config(Path(p)) for p in parts]
+    first = identity(configs[0])
+    for part, saved in zip(parts[1:], configs[1:]):
+        theirs = identity(saved)
+        changed = [f"{k}: {first[k]!r} vs {theirs[k]!r}" for k in IDENTITY_KEYS if theirs[k] != first[k]]
+        if changed:
+            raise UserError(f"{part} was rendered with other settings than {parts[0]} ({'; '.join(changed)})")
+    task, split, n, size = first["task"], first["split"], first["n"], first["shard_size"]
+    total = num_shards(n, size)
+    owner: dict[int, Path] = {}
+    for part in dict.fromkeys(Path(p).resolve() for p in parts):
+        for k in sorted(finished_shards(part, split, total)):
+            if k in owner:
+                raise UserError(f"overlapping shards: parquet file {k} is in both {owner[k]} and {part}")
+            owner[k] = part
+    missing = [k for k in range(total) if k not in owner]
+    if missing:
+        ranges = ", ".join(f"{k} (samples {k * size}-{min((k + 1) * size, n) - 1})" for k in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise UserError(f"missing shards: parquet file(s) {ranges}{more} are in none of the job folders")
+
+    dest = split_dir(Path(out), task, split).resolve()
+    if set(owner.values()) == {dest}:  # every job wrote into one shared folder: finish it in place
+        _tidy(dest)
+        return dest
+    if dest.exists():
+        raise UserError(f"{dest} already exists; merge into another --out")
+    tmp = dest.with_name(f".{split}.merging-{os.getpid()}")
+    try:
+        (tmp / "data").mkdir(parents=True)
+        for k, part in sorted(owner.items()):
+            name = f"{split}-{k:05d}-of-{total:05d}.parquet"
+            shutil.copy2(part / "data" / name, tmp / "data" / name)
+        merged = dict(configs[0])
+        merged["config"] = {**merged["config"], "shard": "0/1", "out": str(Path(out))}
+        merged["merged_from"] = [str(Path(p).resolve()) for p in parts]
+        write_json_atomic(tmp / "render_config.json", merged)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _read_config(part: Path) -> dict:
+    path = part / "render_config.json"
+    if not path.is_file():
+        raise UserError(f"{part} is not an igbench render folder (no render_config.json)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is damaged") from None
+
+
+def _tidy(root: Path) -> None:
+    shutil.rmtree(root / "staging", ignore_errors=True)
+    shutil.rmtree(root / "logs", ignore_errors=True)
