@@ -49,3 +49,39 @@ def diffuse_material(name: str, gray: float):
     bsdf.inputs["Roughness"].default_value = 0.9
     bsdf.inputs["Specular IOR Level"].default_value = 0.2
     return mat
+
+
+_TEXTURES = {"checker": "ShaderNodeTexChecker", "noise": "ShaderNodeTexNoise", "wave": "ShaderNodeTexWave"}
+
+
+def pose_material(name: str, spec: dict):
+    """A pose-task material: a plain Principled BSDF, or one whose colour is a procedural texture on the
+    object's generated coordinates mixing two colours (see igbench/objects/materials.yaml)."""
+    mat = bpy.data.materials.new(f"igbench_{name}")
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = nodes["Principled BSDF"]
+    bsdf.inputs["Metallic"].default_value = float(spec.get("metallic", 0.0))
+    bsdf.inputs["Roughness"].default_value = float(spec.get("roughness", 0.5))
+    if "texture" not in spec:
+        bsdf.inputs["Base Color"].default_value = (*_linear(spec["color"]), 1.0)
+        return mat
+    coords = nodes.new("ShaderNodeTexCoord")
+    texture = nodes.new(_TEXTURES[spec["texture"]])
+    texture.inputs["Scale"].default_value = float(spec.get("scale", 5.0))
+    links.new(coords.outputs["Generated"], texture.inputs["Vector"])
+    first, second = (_linear(c) for c in spec["colors"])
+    if spec["texture"] == "checker":
+        texture.inputs["Color1"].default_value = (*first, 1.0)
+        texture.inputs["Color2"].default_value = (*second, 1.0)
+        links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
+        return mat
+    ramp = nodes.new("ShaderNodeValToRGB")
+    ramp.color_ramp.elements[0].color = (*first, 1.0)
+    ramp.color_ramp.elements[1].color = (*second, 1.0)
+    links.new(texture.outputs["Fac"], ramp.inputs["Fac"])
+    links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def _linear(rgb) -> tuple[float, float, float]:
+    return tuple(srgb_to_linear(c / 255.0) for c in rgb)

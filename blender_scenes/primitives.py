@@ -23,6 +23,24 @@ def build_mesh(shape: str):
     return mesh
 
 
+def mesh_from_arrays(name: str, vertices, faces):
+    """A Blender mesh from numpy arrays (an object-library mesh), normals made consistent, smooth where
+    faces meet at less than 40 degrees."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([tuple(map(float, v)) for v in vertices], [], [tuple(map(int, f)) for f in faces])
+    bm = bmesh.new()
+    bm.from_mesh(mesh)
+    bmesh.ops.remove_doubles(bm, verts=bm.verts, dist=1e-6)
+    bmesh.ops.recalc_face_normals(bm, faces=bm.faces)
+    for face in bm.faces:
+        face.smooth = True
+    _mark_sharp_edges(bm, angle_deg=40)
+    bm.to_mesh(mesh)
+    bm.free()
+    mesh.materials.append(None)
+    return mesh
+
+
 def _cube(bm):
     bmesh.ops.create_cube(bm, size=2.0)
     bmesh.ops.bevel(bm, geom=list(bm.edges) + list(bm.verts), offset=0.04, segments=3, affect="EDGES",

@@ -15,7 +15,8 @@ import numpy as np
 
 from igbench.errors import UserError
 from igbench.program import Obj, Program
-from igbench.scene import Camera, Light, Scene
+from igbench.generators.common import jittered_camera, jittered_lights
+from igbench.scene import Scene
 from igbench.task import Task
 
 
@@ -29,8 +30,8 @@ def object_scale(shape: str, size: float) -> float:
 def sample(task: Task, split: str, index: int, seed: int) -> Scene:
     rules = task.split_rules(split)
     rng = np.random.default_rng(seed)
-    camera = _camera(rules["camera"], rules["visibility_resolution"], rng)
-    lights = _lights(rules["lights"], rng)
+    camera = jittered_camera(rules["camera"], rules["visibility_resolution"], rng)
+    lights = jittered_lights(rules["lights"], rng)
     low, high = rules["num_objects"]
     count = int(rng.integers(low, high + 1))
     directions = list(camera.ground_directions().values())
@@ -42,21 +43,6 @@ def sample(task: Task, split: str, index: int, seed: int) -> Scene:
         f"{task.name}/{split}: could not place {count} objects in {rules['max_scene_tries']} tries; "
         "the split's rules (num_objects, xy_range, min_edge_gap, margin) leave no room"
     )
-
-
-def _camera(spec: dict, resolution, rng) -> Camera:
-    location = np.asarray(spec["location"], float) + rng.uniform(-spec["jitter"], spec["jitter"], 3)
-    width, height = resolution
-    return Camera.look_at(location, spec["look_at"], spec["focal_mm"], spec["sensor_width_mm"], width, height)
-
-
-def _lights(spec: dict, rng) -> list[Light]:
-    lights = []
-    for name in ("key", "fill", "back"):
-        decl = spec[name]
-        location = np.asarray(decl["location"], float) + rng.uniform(-spec["jitter"], spec["jitter"], 3)
-        lights.append(Light(name, "AREA", tuple(location.tolist()), (0.0, 0.0, 0.0), float(decl["energy"]), float(decl["size"])))
-    return lights
 
 
 def _place_objects(task: Task, rules: dict, count: int, directions, rng) -> Program | None:

@@ -37,7 +37,15 @@ def features(task: Task):
     obj["visible_pixels"] = Value("int32")
     obj["bbox"] = List(Value("int32"), length=4)  # x_min, y_min, x_max, y_max (exclusive); -1s if unseen
     matrix = List(List(Value("float64")))
-    return Features({
+    pose = task.spec.get("annotations") == "pose"
+    if pose:  # enough for the BOP metrics without re-deriving anything
+        obj.update({
+            "R_world": matrix, "t_world": List(Value("float64"), length=3),  # object -> world
+            "R_cam": matrix, "t_cam": List(Value("float64"), length=3),      # object -> camera (OpenCV axes)
+            "pixels_amodal": Value("int32"), "bbox_amodal": List(Value("int32"), length=4),  # as if alone
+            "visible_fraction": Value("float64"), "obj_id": Value("int32"), "mask_id": Value("int32"),
+        })
+    columns = {
         "id": Value("string"),
         "task": Value("string"),
         "split": Value("string"),
@@ -52,7 +60,10 @@ def features(task: Task):
             "name": Value("string"), "type": Value("string"), "location": List(Value("float64"), length=3),
             "target": List(Value("float64"), length=3), "energy": Value("float64"), "size": Value("float64"),
         }),
-    })
+    }
+    if pose:
+        columns["rotation_rep"] = Value("string")  # how `rotation` in programs reads (igbench.rotations)
+    return Features(columns)
 
 
 def split_dir(out: Path, task: str, split: str) -> Path:

@@ -7,7 +7,7 @@ keys override the shared `sampling` rules. Splits are data: a user adds one by e
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -49,6 +49,13 @@ class Task:
     splits: dict[str, dict]
     spec: dict  # the whole YAML, for the generator and the renderer
     path: Path
+    rotation_rep: str | None = None  # pose tasks: the dataset's rotation representation (igbench.rotations)
+    library: object = None  # pose tasks: the igbench.objects.library.Library the objects come from
+    assets: str | None = None  # the --assets folder the library was read from, if any
+
+    @property
+    def default_resolution(self) -> str:
+        return str(self.spec.get("default_resolution", "480x320"))
 
     @property
     def field_names(self) -> list[str]:
@@ -74,15 +81,45 @@ def available_tasks() -> list[str]:
     return sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
 
 
-def load_task(name_or_path: str) -> Task:
-    """Load a built-in task by name (`clevr`) or a task YAML by path."""
+def load_task(name_or_path: str, rotation_rep: str | None = None, assets: str | None = None) -> Task:
+    """Load a built-in task by name (`clevr`) or a task YAML by path.
+
+    Pose tasks take the dataset's rotation representation (default: the YAML's `default_rotation_rep`)
+    and an optional `assets` folder whose manifest replaces the default object library."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = TASKS_DIR / f"{name_or_path}.yaml"
         if not path.exists():
             known = available_tasks()
             raise UserError(f"unknown task '{name_or_path}'{did_you_mean(name_or_path, known)}; tasks: {choices(known)}")
-    return _load_task_file(path.resolve())
+    task = _load_task_file(path.resolve())
+    return _resolve(task, rotation_rep, assets)
+
+
+def _resolve(task: Task, rotation_rep: str | None, assets: str | None) -> Task:
+    rotation = task.numeric.get("rotation")
+    takes_rep = rotation is not None and rotation.arity == 0
+    if rotation_rep and not takes_rep:
+        raise UserError(f"--rotation-rep applies to tasks with 3-D rotations (so3, 6dof); '{task.name}' has none")
+    uses_library = any(f.values == ("library",) for f in task.categorical.values())
+    if assets and not uses_library:
+        raise UserError(f"--assets applies to tasks with an object library (so3, 6dof); '{task.name}' has none")
+    if not (takes_rep or uses_library):
+        return task
+    numeric, categorical, library, rep = dict(task.numeric), dict(task.categorical), None, None
+    if takes_rep:
+        from igbench.rotations import ARITY, check_rep
+
+        rep = check_rep(rotation_rep or task.spec.get("default_rotation_rep", "euler"))
+        numeric["rotation"] = NumericField("rotation", ARITY[rep], rotation.required)
+    if uses_library:
+        from igbench.objects.library import load_library
+
+        library = load_library(assets)
+        categorical = {name: CategoricalField(name, tuple(library.names), f.synonyms) if f.values == ("library",) else f
+                       for name, f in categorical.items()}
+    return replace(task, numeric=numeric, categorical=categorical, rotation_rep=rep, library=library,
+                   assets=str(Path(assets).resolve()) if assets else None)
 
 
 @lru_cache(maxsize=None)
@@ -99,16 +136,16 @@ def _load_task_file(path: Path) -> Task:
     if missing:
         raise UserError(f"task file {path} lacks {', '.join(missing)}")
     categorical = {}
-    for name, decl in spec["categorical"].items():
-        values = tuple(decl["values"])
+    for name, decl in (spec["categorical"] or {}).items():
+        values = ("library",) if decl["values"] == "library" else tuple(decl["values"])
         synonyms = {str(k).lower(): v for k, v in (decl.get("synonyms") or {}).items()}
         bad = [v for v in synonyms.values() if v not in values]
         if bad:
             raise UserError(f"task file {path}: synonyms of '{name}' point to unknown values {bad}")
         categorical[name] = CategoricalField(name, values, synonyms)
-    numeric = {
-        name: NumericField(name, int(decl["arity"]), bool(decl.get("required", True)))
-        for name, decl in spec["numeric"].items()
+    numeric = {  # arity 0: set per dataset from its rotation representation (see _resolve)
+        name: NumericField(name, 0 if decl["arity"] == "rotation_rep" else int(decl["arity"]), bool(decl.get("required", True)))
+        for name, decl in (spec["numeric"] or {}).items()
     }
     clash = set(categorical) & set(numeric)
     if clash:

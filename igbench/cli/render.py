@@ -11,12 +11,12 @@ DEFAULTS = RenderConfig()
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=DEFAULTS.task, help="task name or path to a task YAML (default: %(default)s)")
-    p.add_argument("--split", default=DEFAULTS.split, help="split declared in the task YAML (default: %(default)s)")
+    p.add_argument("--split", default=None, help="split declared in the task YAML (default: train; 'imported' with --from-clevr-scenes)")
     p.add_argument("--n", type=int, default=DEFAULTS.n, help="number of samples (default: %(default)s)")
     p.add_argument("--out", default=DEFAULTS.out, help="output root; the split goes to OUT/TASK/SPLIT (default: %(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="base seed (default: %(default)s)")
     p.add_argument("--workers", type=int, default=DEFAULTS.workers, help="render processes (default: %(default)s)")
-    p.add_argument("--resolution", default=DEFAULTS.resolution, help="WIDTHxHEIGHT (default: %(default)s)")
+    p.add_argument("--resolution", default=None, help="WIDTHxHEIGHT (default: the task's, 480x320 for clevr)")
     p.add_argument("--samples", type=int, default=DEFAULTS.samples, help="Cycles samples per pixel (default: %(default)s)")
     p.add_argument("--no-denoise", dest="denoise", action="store_false", help="turn OpenImageDenoise off")
     p.add_argument("--device", choices=["cpu", "gpu"], default=DEFAULTS.device, help="Cycles device (default: %(default)s)")
@@ -24,13 +24,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", default=DEFAULTS.shard, metavar="I/N",
                    help="render only job I of N (0-based) for cluster arrays; combine with `igbench merge`")
     p.add_argument("--max-retries", type=int, default=DEFAULTS.max_retries, help="retries of a failed sample (default: %(default)s)")
+    p.add_argument("--rotation-rep", choices=["euler", "euler_int", "aa", "6d", "quat"], default=None,
+                   help="pose tasks: how programs write rotations (default: the task's, euler)")
+    p.add_argument("--assets", default=None, help="pose tasks: folder with manifest.yaml of your own meshes")
+    p.add_argument("--from-clevr-scenes", default=None, metavar="JSON",
+                   help="re-render the scenes of an original CLEVR scene JSON (rotation read as radians, see docs)")
     p.add_argument("--programs-only", action="store_true", help="write the sampled programs without rendering")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     fields = {k: v for k, v in vars(args).items() if k in RenderConfig.__dataclass_fields__}
+    if fields["split"] is None:
+        fields["split"] = "imported" if args.from_clevr_scenes else DEFAULTS.split
     config = RenderConfig(**fields)
+    if config.from_clevr_scenes:
+        print("reading CLEVR scenes: 'rotation' is taken as radians (the original applied it so), cube yaws folded "
+              "into [-45, 45) degrees; base camera and lights, unjittered")
     report = run_render(config, progress=not args.quiet)
     if config.programs_only:
         print(f"wrote {report.n} programs to {report.root / 'programs.jsonl'} (not rendered: no visibility check)")

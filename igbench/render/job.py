@@ -25,7 +25,8 @@ from igbench.scene import sample_id
 from igbench.task import Task, load_task
 
 # Keys that change what a sample is; a resumed run must agree on all of them.
-IDENTITY_KEYS = ("task", "split", "n", "seed", "resolution", "samples", "denoise", "shard_size", "task_sha256")
+IDENTITY_KEYS = ("task", "split", "n", "seed", "resolution", "samples", "denoise", "shard_size", "rotation_rep",
+                 "library", "from_clevr_scenes", "task_sha256")
 
 
 @dataclass
@@ -36,7 +37,7 @@ class RenderConfig:
     out: str = "data"
     seed: int = 0
     workers: int = 1
-    resolution: str = "480x320"
+    resolution: str | None = None  # WIDTHxHEIGHT; None: the task's default (CLEVR: 480x320)
     samples: int = 16
     denoise: bool = True
     device: str = "cpu"
@@ -44,6 +45,9 @@ class RenderConfig:
     shard: str = "0/1"  # "i/N": this job renders the parquet files k with k % N == i (cluster job arrays)
     max_retries: int = 2
     programs_only: bool = False
+    rotation_rep: str | None = None  # pose tasks: euler | euler_int | aa | 6d | quat (default: the task's)
+    assets: str | None = None  # pose tasks: a folder with manifest.yaml replacing the default objects
+    from_clevr_scenes: str | None = None  # re-render scenes of an original CLEVR scene JSON instead of sampling
 
 
 @dataclass
@@ -62,8 +66,16 @@ class RenderReport:
 
 def validate(config: RenderConfig) -> tuple[Task, RenderSettings, Path]:
     """Check everything a user can get wrong before anything touches the disk."""
-    task = load_task(config.task)
-    task.check_split(config.split)
+    task = load_task(config.task, config.rotation_rep, config.assets)
+    if config.from_clevr_scenes:
+        from igbench.compat.clevr_scenes import read_clevr_scenes
+
+        if task.generator != "clevr":
+            raise UserError(f"--from-clevr-scenes renders CLEVR scenes; --task is '{task.name}'")
+        config.n = len(read_clevr_scenes(config.from_clevr_scenes, task, config.split))
+        config.from_clevr_scenes = str(Path(config.from_clevr_scenes).resolve())
+    else:
+        task.check_split(config.split)
     if config.n <= 0:
         raise UserError(f"--n must be positive, got {config.n}")
     if config.workers < 1:
@@ -73,6 +85,7 @@ def validate(config: RenderConfig) -> tuple[Task, RenderSettings, Path]:
     if config.seed < 0:
         raise UserError(f"--seed must be non-negative, got {config.seed}")
     my_files(config)
+    config.resolution = config.resolution or task.default_resolution
     width, height = parse_resolution(config.resolution)
     threads = 0 if config.workers == 1 else max(1, (os.cpu_count() or 1) // config.workers)
     settings = RenderSettings(width=width, height=height, samples=config.samples, denoise=config.denoise,
@@ -149,7 +162,8 @@ def my_files(config: RenderConfig) -> list[int]:
 def _render_indices(todo, task, config, settings, root, shards, report, progress) -> None:
     from igbench.render.workers import WorkerPool, WorkerSpec
 
-    spec = WorkerSpec(str(task.path), config.split, config.seed, settings, str(root / "staging"), str(root / "logs"))
+    spec = WorkerSpec(str(task.path), config.split, config.seed, settings, str(root / "staging"), str(root / "logs"),
+                      rotation_rep=task.rotation_rep, assets=task.assets, clevr_scenes=config.from_clevr_scenes)
     pool = WorkerPool(spec, min(config.workers, len(todo)))
     bar = _progress(None, config, report.n, progress, initial=report.already_done)
 
@@ -237,6 +251,8 @@ def _saved_config(config: RenderConfig, task: Task, settings: RenderSettings) ->
     return {
         "config": asdict(config),
         "task_sha256": hashlib.sha256(task.path.read_bytes()).hexdigest(),
+        "rotation_rep": task.rotation_rep,
+        "library": task.library.fingerprint if task.library is not None else None,
         "render_settings": settings.to_dict(),
         "versions": {"igbench": __version__, "bpy": blender, "python": platform.python_version()},
         "command": " ".join(["igbench", *sys.argv[1:]]) if sys.argv else "",
@@ -244,7 +260,8 @@ def _saved_config(config: RenderConfig, task: Task, settings: RenderSettings) ->
 
 
 def identity(saved: dict) -> dict:
-    values = {**saved["config"], "task_sha256": saved["task_sha256"]}
+    values = {**saved["config"], "task_sha256": saved["task_sha256"], "rotation_rep": saved.get("rotation_rep"),
+              "library": saved.get("library")}
     return {key: values.get(key) for key in IDENTITY_KEYS}
 
 

@@ -34,6 +34,9 @@ class WorkerSpec:
     # Optional: a picklable top-level callable spec -> object with .stage(job, staging) -> timings, used
     # instead of SampleRenderer (the scorer re-renders predicted programs through the same pool).
     renderer_factory: Callable | None = None
+    rotation_rep: str | None = None
+    assets: str | None = None
+    clevr_scenes: str | None = None  # render these imported scenes instead of sampling
 
 
 def worker_main(spec: WorkerSpec, conn, worker_id: int) -> None:
@@ -46,8 +49,8 @@ def worker_main(spec: WorkerSpec, conn, worker_id: int) -> None:
             from igbench.render.sample import SampleRenderer
             from igbench.task import load_task
 
-            task = load_task(spec.task_path)
-            renderer = SampleRenderer(task, spec.split, spec.base_seed, spec.settings)
+            task = load_task(spec.task_path, spec.rotation_rep, spec.assets)
+            renderer = SampleRenderer(task, spec.split, spec.base_seed, spec.settings, spec.clevr_scenes)
     except Exception as err:  # noqa: BLE001 - reported to the parent as a fatal start-up error
         conn.send(("fatal", None, f"{type(err).__name__}: {err}"))
         return
