@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,30 +18,16 @@ from PIL import Image
 from igbench.blender_scenes._bpy import bpy
 from igbench.blender_scenes.camera import apply_camera
 from igbench.blender_scenes.lights import LightRig
-from igbench.blender_scenes.materials import MaterialLibrary, diffuse_material
-from igbench.blender_scenes.primitives import build_mesh
+from igbench.blender_scenes.materials import diffuse_material
+from igbench.blender_scenes.objects import object_builder
 from igbench.blender_scenes.settings import RenderSettings
-from igbench.generators.clevr import object_scale
+from igbench.render.result import RenderResult
 from igbench.scene import Scene
 from igbench.task import Task
 
 GROUND_GRAY = 0.42
 WORLD_GRAY = 0.12
 MAX_INSTANCES = 254  # ids are stored in one 8-bit channel; 0 is ground and background
-
-
-@dataclass
-class RenderResult:
-    rgb_png: bytes                       # the PNG Blender wrote, stored as is
-    instance: np.ndarray                 # (H, W) uint8: 0 background/ground, k+1 the program's k-th object
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def instance_png(self) -> bytes:
-        import io
-
-        buffer = io.BytesIO()
-        Image.fromarray(self.instance, mode="L").save(buffer, format="PNG", optimize=False)
-        return buffer.getvalue()
 
 
 class BlenderSession:
@@ -61,10 +46,11 @@ class BlenderSession:
         self._camera = bpy.data.objects.new("igbench_camera", bpy.data.cameras.new("igbench_camera"))
         self.rgb_scene.collection.objects.link(self._camera)
         self.rgb_scene.camera = self._camera
-        self._ground = self._make_ground()
+        self._stage = {"ground": True, "ground_gray": GROUND_GRAY, "world_gray": WORLD_GRAY, **task.spec.get("stage", {})}
+        self._make_ground()
         self._lights = LightRig(self.rgb_scene.collection)
-        self._materials = MaterialLibrary(task.spec.get("colors_rgb", {}))
-        self._meshes: dict[str, object] = {}
+        self._objects = object_builder(task)
+        self._current: list = []  # the Blender objects of the scene built last, in program order
         self._configure_cycles(self.rgb_scene)
         self.ids_scene = self._make_ids_scene()
 
@@ -85,6 +71,17 @@ class BlenderSession:
         timings["rgb"] = time.perf_counter() - tick
         return RenderResult(rgb_path.read_bytes(), instance, timings)
 
+    def amodal_masks(self) -> list[np.ndarray]:
+        """Each object's full silhouette in the scene just built, as if the others were absent."""
+        masks = []
+        for obj in self._current:
+            for other in self._current:
+                other.hide_render = other is not obj
+            masks.append(self._render_ids() > 0)
+        for obj in self._current:
+            obj.hide_render = False
+        return masks
+
     def instance_map(self, scene: Scene) -> np.ndarray:
         """Only the instance map (fast): what the sampler's visibility check counts pixels on."""
         self._build(scene)
@@ -92,41 +89,54 @@ class BlenderSession:
 
     # ------------------------------------------------------------------------------------------- stage
 
-    def _make_ground(self):
-        mesh = bpy.data.meshes.new("igbench_ground")
-        half = 60.0
-        mesh.from_pydata([(-half, -half, 0), (half, -half, 0), (half, half, 0), (-half, half, 0)], [], [(0, 1, 2, 3)])
-        mesh.materials.append(diffuse_material("igbench_ground", GROUND_GRAY))
-        ground = bpy.data.objects.new("igbench_ground", mesh)
-        ground.color = (0.0, 0.0, 0.0, 1.0)  # instance id 0 in the ids pass
-        self._stage_collection.objects.link(ground)
+    def _make_ground(self) -> None:
+        if self._stage["ground"]:
+            mesh = bpy.data.meshes.new("igbench_ground")
+            half = 60.0
+            mesh.from_pydata([(-half, -half, 0), (half, -half, 0), (half, half, 0), (-half, half, 0)], [], [(0, 1, 2, 3)])
+            mesh.materials.append(diffuse_material("igbench_ground", self._stage["ground_gray"]))
+            ground = bpy.data.objects.new("igbench_ground", mesh)
+            ground.color = (0.0, 0.0, 0.0, 1.0)  # instance id 0 in the ids pass
+            self._stage_collection.objects.link(ground)
+        gray = self._stage["world_gray"]
         world = bpy.data.worlds.new("igbench_world")
-        world.color = (WORLD_GRAY,) * 3
+        world.color = (gray,) * 3
         background = world.node_tree.nodes.get("Background")
         if background is not None:
-            background.inputs["Color"].default_value = (WORLD_GRAY, WORLD_GRAY, WORLD_GRAY, 1.0)
+            background.inputs["Color"].default_value = (gray, gray, gray, 1.0)
         self.rgb_scene.world = world
-        return ground
 
     def _configure_cycles(self, scene) -> None:
+        """Every Cycles setting that RenderSettings controls (see docs/performance.md for what each costs)."""
         s = self.settings
         scene.render.engine = "CYCLES"
         cycles = scene.cycles
         cycles.samples = s.samples
-        cycles.use_adaptive_sampling = True
+        cycles.use_adaptive_sampling = s.adaptive_sampling
+        cycles.adaptive_threshold = s.adaptive_threshold
+        cycles.adaptive_min_samples = s.adaptive_min_samples
+        try:
+            cycles.sampling_pattern = s.sampling_pattern
+        except TypeError:  # a Blender without this pattern: keep its default
+            pass
         cycles.use_denoising = s.denoise
         if s.denoise:
             cycles.denoiser = "OPENIMAGEDENOISE"
+            cycles.denoising_prefilter = s.denoise_prefilter
+            cycles.denoising_quality = s.denoise_quality
+            cycles.denoising_input_passes = s.denoise_passes
+            cycles.denoising_use_gpu = s.device == "gpu"
         cycles.max_bounces = s.max_bounces
-        cycles.diffuse_bounces = min(2, s.max_bounces)
-        cycles.glossy_bounces = s.max_bounces
+        cycles.diffuse_bounces = min(s.diffuse_bounces, s.max_bounces)
+        cycles.glossy_bounces = min(s.glossy_bounces, s.max_bounces)
         cycles.transmission_bounces = 0
         cycles.volume_bounces = 0
         cycles.transparent_max_bounces = 0
         cycles.caustics_reflective = False
         cycles.caustics_refractive = False
+        cycles.use_light_tree = s.light_tree
         cycles.use_animated_seed = False
-        scene.render.use_persistent_data = True
+        scene.render.use_persistent_data = s.persistent_data
         scene.render.use_compositing = False
         scene.render.use_sequencer = False
         scene.render.dither_intensity = 0.0
@@ -173,20 +183,12 @@ class BlenderSession:
             raise ValueError(f"a scene holds at most {MAX_INSTANCES} objects, got {len(scene.program)}")
         for obj in list(self._objects_collection.objects):
             bpy.data.objects.remove(obj)
-        sizes = self.task.spec["sizes"]
+        self._current = []
         for k, item in enumerate(scene.program):
-            shape = item.attrs["shape"]
-            if shape not in self._meshes:
-                self._meshes[shape] = build_mesh(shape)
-            blender_obj = bpy.data.objects.new(f"igbench_object_{k}", self._meshes[shape])
-            scale = object_scale(shape, sizes[item.attrs["size"]])
-            blender_obj.scale = (scale, scale, scale)
-            blender_obj.location = item.loc
-            blender_obj.rotation_euler = (0.0, 0.0, item.rotation[0] if item.rotation else 0.0)
-            blender_obj.material_slots[0].link = "OBJECT"
-            blender_obj.material_slots[0].material = self._materials.get(item.attrs["material"], item.attrs["color"])
+            blender_obj = self._objects.create(item, f"igbench_object_{k}")
             blender_obj.color = ((k + 1) / 255.0, 0.0, 0.0, 1.0)
             self._objects_collection.objects.link(blender_obj)
+            self._current.append(blender_obj)
         apply_camera(self._camera, scene.camera)
         self._lights.apply(scene.lights)
 
@@ -213,17 +215,27 @@ def _png_output(scene, color_mode: str) -> None:
     settings.compression = 15
 
 
-def _enable_gpu() -> None:
+def gpu_backend() -> str | None:
+    """'OPTIX' or 'CUDA' when Cycles sees such a device here (OptiX preferred), else None."""
     prefs = bpy.context.preferences.addons["cycles"].preferences
     for backend in ("OPTIX", "CUDA"):
         try:
             prefs.compute_device_type = backend
-        except TypeError:
+        except TypeError:  # this Blender build lacks the backend
             continue
         prefs.get_devices()
-        devices = [d for d in prefs.devices if d.type == backend]
-        if devices:
-            for device in prefs.devices:
-                device.use = device.type == backend
-            return
-    raise RuntimeError("--device gpu: Cycles found no OptiX or CUDA device on this machine; use --device cpu")
+        if any(d.type == backend for d in prefs.devices):
+            return backend
+    return None
+
+
+def _enable_gpu() -> None:
+    """Cycles on the best GPU backend, every device of that backend on (and the CPU off)."""
+    backend = gpu_backend()
+    if backend is None:
+        raise RuntimeError("--device gpu: Cycles found no OptiX or CUDA device on this machine; use --device cpu")
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    prefs.compute_device_type = backend
+    prefs.get_devices()
+    for device in prefs.devices:
+        device.use = device.type == backend

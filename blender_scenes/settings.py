@@ -1,12 +1,21 @@
-"""How to render: resolution, sampling, device. Pure data, importable without Blender."""
+"""How to render: resolution, sampling, denoising, light paths, device. Pure data, importable without Blender.
+
+The defaults are igbench's tuned settings (see docs/performance.md for what each one buys and costs);
+`original_clevr_settings` and `reference_settings` are the fixed presets `igbench bench render` compares
+them against.
+"""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from igbench.errors import UserError
 
 DEVICES = ("cpu", "gpu")
+DENOISE_PREFILTERS = ("NONE", "FAST", "ACCURATE")
+DENOISE_QUALITIES = ("HIGH", "BALANCED", "FAST")
+DENOISE_PASSES = ("RGB", "RGB_ALBEDO", "RGB_ALBEDO_NORMAL")
+SAMPLING_PATTERNS = ("AUTOMATIC", "TABULATED_SOBOL", "BLUE_NOISE", "BLUE_NOISE_FIRST", "SOBOL_BURLEY")
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,17 @@ class RenderSettings:
     device: str = "cpu"          # 'gpu' renders with Cycles on OptiX or CUDA
     threads: int = 0             # Cycles CPU threads; 0 lets Blender use every core
     max_bounces: int = 4         # light path depth; CLEVR scenes hold no glass or volumes
+    diffuse_bounces: int = 2     # capped by max_bounces
+    glossy_bounces: int = 4      # capped by max_bounces
+    adaptive_sampling: bool = True
+    adaptive_threshold: float = 0.01   # Cycles' noise threshold (its default)
+    adaptive_min_samples: int = 0      # 0: Cycles picks
+    denoise_prefilter: str = "ACCURATE"  # OIDN: denoise the albedo/normal guides too (ACCURATE), not (FAST)
+    denoise_quality: str = "HIGH"        # OIDN network: HIGH, BALANCED or FAST
+    denoise_passes: str = "RGB_ALBEDO_NORMAL"  # OIDN guides: RGB, RGB_ALBEDO or RGB_ALBEDO_NORMAL
+    sampling_pattern: str = "TABULATED_SOBOL"  # or BLUE_NOISE, BLUE_NOISE_FIRST, SOBOL_BURLEY, AUTOMATIC
+    light_tree: bool = True
+    persistent_data: bool = True  # keep Cycles' scene between renders of one session
 
     def __post_init__(self):
         if self.width < 1 or self.height < 1:
@@ -26,9 +46,39 @@ class RenderSettings:
             raise UserError(f"samples must be at least 1, got {self.samples}")
         if self.device not in DEVICES:
             raise UserError(f"unknown device '{self.device}'; expected one of {', '.join(DEVICES)}")
+        if min(self.max_bounces, self.diffuse_bounces, self.glossy_bounces) < 0:
+            raise UserError("light bounces must be non-negative")
+        if self.adaptive_threshold < 0 or self.adaptive_min_samples < 0:
+            raise UserError("adaptive sampling threshold and minimum samples must be non-negative")
+        if self.denoise_prefilter not in DENOISE_PREFILTERS:
+            raise UserError(f"denoise_prefilter must be one of {', '.join(DENOISE_PREFILTERS)}")
+        if self.denoise_quality not in DENOISE_QUALITIES:
+            raise UserError(f"denoise_quality must be one of {', '.join(DENOISE_QUALITIES)}")
+        if self.denoise_passes not in DENOISE_PASSES:
+            raise UserError(f"denoise_passes must be one of {', '.join(DENOISE_PASSES)}")
+        if self.sampling_pattern not in SAMPLING_PATTERNS:
+            raise UserError(f"sampling_pattern must be one of {', '.join(SAMPLING_PATTERNS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_(self, **changes) -> "RenderSettings":
+        return replace(self, **changes)
+
+
+def original_clevr_settings(width: int = 480, height: int = 320, device: str = "cpu", threads: int = 0) -> RenderSettings:
+    """(a) in the benchmark: the original CLEVR generator's sampling (Cycles, 512 samples, no denoiser, and
+    no adaptive sampling, which its Blender 2.78 did not have) on igbench's stage and light paths."""
+    return RenderSettings(width=width, height=height, samples=512, denoise=False, device=device, threads=threads,
+                          max_bounces=4, diffuse_bounces=2, glossy_bounces=4, adaptive_sampling=False,
+                          sampling_pattern="TABULATED_SOBOL", light_tree=True, persistent_data=True)
+
+
+def reference_settings(width: int = 480, height: int = 320, samples: int = 1024, device: str = "cpu",
+                       threads: int = 0) -> RenderSettings:
+    """(r) in the benchmark: the converged image, what (a) and the defaults are scored against. Same light
+    paths as (a), every pixel gets every sample, no denoiser."""
+    return original_clevr_settings(width, height, device, threads).with_(samples=samples)
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

@@ -11,8 +11,11 @@ from igbench.errors import UserError
 COMMANDS = {
     "render": "Render a split of a task into a HuggingFace dataset.",
     "merge": "Merge the folders of sharded render jobs (--shard i/N) into one split.",
+    "export": "Export a pose-task dataset in another layout (BOP).",
     "push": "Publish rendered splits to the HuggingFace Hub with a dataset card (or --dry-run DIR).",
     "bench": "Benchmarks that print figures (e.g. `igbench bench render`).",
+    "train": "Train a model (e.g. `--model igllm`) on a rendered dataset.",
+    "predict": "Write predictions.jsonl for a split with a trained run.",
     "score": "Score predictions.jsonl against a rendered reference (parameters; images with --render).",
 }
 

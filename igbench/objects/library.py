@@ -282,5 +282,5 @@ def _read_mesh(path: Path) -> Mesh:
     except Exception as err:  # noqa: BLE001 - any parser failure is a corrupt file to the user
         raise UserError(f"{path}: cannot read mesh ({type(err).__name__}: {str(err)[:120]})") from None
     if len(vertices) < 4 or len(faces) < 1:
-        raise UserError(f"{path}: the mesh is empty")
+        raise UserError(f"{path}: cannot read mesh (no vertices or faces: empty or corrupt file)")
     return Mesh(vertices, faces)

@@ -1,0 +1,45 @@
+"""`igbench predict --checkpoint runs/NAME --data data/clevr --split ood --out predictions.jsonl`."""
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a run folder, or one of its checkpoints/step_* folders")
+    parser.add_argument("--data", required=True, help="a rendered task folder (e.g. data/clevr) or a split folder")
+    parser.add_argument("--split", default="test", help="split to predict (default: test)")
+    parser.add_argument("--out", default="predictions.jsonl", help="output JSONL; ids already in it are skipped")
+    parser.add_argument("--batch-size", type=int, default=None, help="samples per decoding batch (default: the run's)")
+    parser.add_argument("--limit", type=int, default=None, help="predict only the first N samples of the split")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. predict.max_new_tokens=512")
+
+
+def run(args) -> int:
+    from igbench.errors import UserError
+    from igbench.models import model_module
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    bad = [o for o in args.overrides if not o.startswith("predict.")]
+    if bad:
+        raise UserError(f"predict takes only predict.* overrides, got '{bad[0]}'")
+    module = model_module(_model_of(args.checkpoint))
+    result = module.predict(args.checkpoint, args.data, args.split, args.out, batch_size=args.batch_size,
+                            limit=args.limit, overrides=args.overrides, progress=not args.quiet)
+    print(f"igbench: {result['written']} predictions written to {result['out']} "
+          f"({result['skipped']} already there)")
+    return 0
+
+
+def _model_of(checkpoint) -> str:
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(checkpoint)
+    for folder in (path, path.parent.parent):
+        if (folder / "run.yaml").exists():
+            try:
+                return yaml.safe_load((folder / "run.yaml").read_text()).get("model", "igllm")
+            except (yaml.YAMLError, AttributeError):
+                break
+    return "igllm"

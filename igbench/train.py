@@ -1,0 +1,400 @@
+"""Train IG-LLM with Accelerate: `igbench train --model igllm` (or `accelerate launch -m igbench train`).
+
+The file reads top to bottom: setup, data, model, optimizer and schedule, one `accelerator.prepare`,
+resume, the loop (accumulate, clip, step, log, checkpoint, evaluate), the final save. A run folder:
+
+    config.yaml                  the resolved config (preset + overrides), as trained
+    tokenizer/  base/            the tokenizer; random-init base weights (only for models built from configs)
+    checkpoints/step_000500/     accelerate save_state (trainable weights, optimizer, scheduler, RNG) + state.json
+    model/trainable.safetensors  the final trained weights (projector, LoRA, heads)
+    metrics.jsonl                one line per logged step and per evaluation
+    eval/step_000500.jsonl       the val predictions of each evaluation (the scorer's format)
+    logs/                        TensorBoard (and other trackers')
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from igbench.config import to_dict
+from igbench.errors import UserError
+from igbench.models.igllm_config import IGLLMConfig
+
+REQUIRED_COLUMNS = ("id", "image", "objects")
+STATE_FILE = "state.json"
+
+
+def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: bool = False,
+          progress: bool = True) -> dict:
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    from igbench.models import igllm
+
+    tc = config.train
+    output = Path(output)
+    check_output(output, config, resume)
+
+    # ---- setup: one Accelerator for devices, mixed precision, accumulation, trackers, checkpoints
+    trackers = available_trackers(tc.trackers)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=tc.grad_accum,
+        mixed_precision=tc.mixed_precision,
+        log_with=trackers or None,
+        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=tc.seed),
+    )
+    set_seed(tc.seed)
+    igllm.env_threads()
+    say = accelerator.print
+
+    # ---- data
+    task, train_rows = load_rows(data, tc.train_split)
+    val_rows = None
+    if tc.eval_every:
+        try:
+            _, val_rows = load_rows(data, tc.val_split, task_name=task.name)
+        except UserError as err:
+            say(f"igbench: no evaluation during training: {err}")
+
+    # ---- model (the main process writes tokenizer and random-init base weights first, others read them)
+    if accelerator.is_main_process:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        if not (output / "run.yaml").exists():
+            from igbench import __version__
+            (output / "run.yaml").write_text(yaml.safe_dump(
+                {"model": "igllm", "task": task.name, "data": str(Path(data).resolve()), "igbench_version": __version__}))
+        model, tokenizer = igllm.build_model(config, task, output)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        model, tokenizer = igllm.build_model(config, task, output)
+    image_size, num_image_tokens = igllm.vision_geometry(model, config)
+    encoder = igllm.Encoder(config, task, tokenizer, image_size, num_image_tokens)
+    dataset = igllm.TrainingSet(train_rows, encoder, tc.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, shuffle=True, drop_last=False,
+                                         collate_fn=encoder.collate, num_workers=tc.num_workers)
+    val_loader = None
+    if val_rows is not None:
+        val_set = igllm.PredictionSet(val_rows, encoder, list(range(min(tc.eval_samples, len(val_rows)))))
+        val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.predict.batch_size,
+                                                 collate_fn=igllm.PredictionSet.collate)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    say(f"igbench: {len(train_rows)} training samples, {num_image_tokens} image tokens, "
+        f"{trainable:,} of {total:,} parameters trained")
+
+    # ---- optimizer and schedule (accelerate steps the scheduler once per process per optimizer step)
+    optimizer = torch.optim.AdamW(igllm.parameter_groups(model, tc), betas=(0.9, 0.999))
+    warmup = math.ceil(tc.warmup_ratio * tc.max_steps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup * accelerator.num_processes,
+                                                tc.max_steps * accelerator.num_processes)
+
+    # ---- checkpoints hold only what is trained: the frozen encoder and LM are not copied every K steps
+    def keep_trainable(models, weights, _output_dir):
+        for i, m in enumerate(models):
+            names = {n for n, p in accelerator.unwrap_model(m).named_parameters() if p.requires_grad}
+            weights[i] = {k: v for k, v in weights[i].items() if k in names}
+
+    accelerator.register_save_state_pre_hook(keep_trainable)
+
+    if val_loader is not None:
+        model, optimizer, loader, scheduler, val_loader = accelerator.prepare(model, optimizer, loader, scheduler, val_loader)
+    else:
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    # ---- resume: weights, optimizer, scheduler and RNG from the newest checkpoint; the step from state.json
+    step = 0
+    if resume:
+        latest = latest_checkpoint(output)
+        if latest is None:
+            say(f"igbench: no checkpoint in {output / 'checkpoints'}; starting from step 0")
+        else:
+            accelerator.load_state(str(latest), strict=False)
+            step = json.loads((latest / STATE_FILE).read_text())["step"]
+            if accelerator.is_main_process:
+                forget_after(output / "metrics.jsonl", step)  # lines a crashed run logged past its checkpoint
+            say(f"igbench: resumed from {latest} at step {step}")
+    if trackers:
+        accelerator.init_trackers("igbench", config=flat_hparams(config))
+
+    # ---- the loop: micro-batches in order; an optimizer step every grad_accum of them
+    batches_per_epoch = len(loader)
+    micro = step * tc.grad_accum
+    stop_at = min(tc.max_steps, tc.stop_after or tc.max_steps)
+    bar = tqdm(total=tc.max_steps, initial=step, disable=not (progress and accelerator.is_local_main_process),
+               desc="train", dynamic_ncols=True)
+    window = {"loss": 0.0, "ce": 0.0, "mse": 0.0, "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
+    last = {}
+    model.train()
+    while step < stop_at:
+        epoch, skip = divmod(micro, batches_per_epoch)
+        dataset.epoch = epoch
+        loader.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+        for batch in batches:
+            with accelerator.accumulate(model):
+                out = model(**batch)
+                accelerator.backward(out["loss"])
+                if accelerator.sync_gradients and tc.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            micro += 1
+            for key in ("loss", "ce", "mse"):
+                window[key] += float(out[key].detach())
+            window["n"] += 1
+            window["samples"] += batch["input_ids"].shape[0]
+            window["tokens"] += int(batch["attention_mask"].sum())
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            bar.update(1)
+            if step % tc.log_every == 0 or step == stop_at:
+                last = log_window(accelerator, window, step, scheduler, output, bar)
+            if step % tc.save_every == 0 or step == stop_at:
+                save_checkpoint(accelerator, output, step, tc.keep_checkpoints)
+            if val_loader is not None and (step % tc.eval_every == 0 or step == tc.max_steps):
+                evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, val_rows, output, step)
+                model.train()
+            if step >= stop_at:
+                break
+    bar.close()
+
+    # ---- the final weights (only at the real end; a `stop_after` run leaves its checkpoint to resume)
+    if step >= tc.max_steps and accelerator.is_main_process:
+        (output / "model").mkdir(exist_ok=True)
+        state = igllm.trainable_state_dict(accelerator.unwrap_model(model))
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(output / "model" / "trainable.safetensors"))
+        say(f"igbench: trained {step} steps; model in {output / 'model'}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return {"step": step, **last}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def load_rows(data: str | Path, split: str, task_name: str | None = None):
+    """A split of a rendered dataset: `data/<split>` (data is the task folder, e.g. data/clevr) or the
+    split folder itself."""
+    from igbench.dataset import load_split
+    from igbench.task import load_task
+
+    data = Path(data)
+    folder = data / split if (data / split).is_dir() else (data if data.name == split else None)
+    if folder is None or not folder.is_dir():
+        raise UserError(f"no split '{split}' in {data} (expected {data / split}/data/*.parquet)")
+    if not any((folder / "data").glob("*.parquet")):
+        raise UserError(f"{folder} holds no parquet shards (render it with `igbench render`)")
+    try:
+        rows = load_split(folder, split)
+    except Exception as err:  # datasets raises many kinds for unreadable folders
+        raise UserError(f"cannot load {folder} as a dataset: {str(err).splitlines()[0]}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in rows.column_names]
+    if missing:
+        raise UserError(f"{folder} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    if len(rows) == 0:
+        raise UserError(f"{folder} is empty")
+    names = set(rows["task"]) if "task" in rows.column_names else {task_name or "clevr"}
+    if len(names) != 1:
+        raise UserError(f"{folder} mixes tasks {sorted(names)}")
+    task = load_task(task_name or names.pop())
+    return task, rows
+
+
+def check_output(output: Path, config: IGLLMConfig, resume: bool) -> None:
+    saved = output / "config.yaml"
+    if not saved.exists():
+        return
+    if not resume:
+        raise UserError(f"{output} already holds a run; pass --resume to continue it, or choose another --output")
+    before = yaml.safe_load(saved.read_text())
+    now = to_dict(config)
+    # The model, the targets and the schedule must agree; logging and evaluation may change.
+    for section in ("model", "prompt", "augment"):
+        if before.get(section) != now[section]:
+            raise UserError(f"--resume with a different '{section}' config than {saved}; use the same config")
+    for key in ("max_steps", "batch_size", "grad_accum", "seed", "lr", "lr_projector", "lr_head", "warmup_ratio"):
+        if before.get("train", {}).get(key) != getattr(config.train, key):
+            raise UserError(f"--resume with train.{key}={getattr(config.train, key)}, the run has "
+                            f"{before.get('train', {}).get(key)}; use the same value")
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    folders = sorted(p for p in (output / "checkpoints").glob("step_*") if (p / STATE_FILE).exists())
+    return folders[-1] if folders else None
+
+
+def forget_after(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(keep))
+
+
+def save_checkpoint(accelerator, output: Path, step: int, keep: int) -> None:
+    folder = output / "checkpoints" / f"step_{step:06d}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")  # written last: marks it complete
+        if keep:
+            done = sorted(p for p in (output / "checkpoints").glob("step_*") if (p / STATE_FILE).exists())
+            for old in done[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def log_window(accelerator, window: dict, step: int, scheduler, output: Path, bar) -> dict:
+    totals = torch.tensor([window["loss"], window["ce"], window["mse"], window["n"], window["samples"], window["tokens"]],
+                          dtype=torch.float64, device=accelerator.device)
+    totals = accelerator.reduce(totals, reduction="sum")
+    seconds = max(time.perf_counter() - window["t0"], 1e-9)
+    n = max(float(totals[3]), 1.0)
+    record = {"step": step, "loss": float(totals[0]) / n, "ce": float(totals[1]) / n, "mse": float(totals[2]) / n,
+              "lr": scheduler.get_last_lr()[0], "samples_per_s": float(totals[4]) / seconds,
+              "tokens_per_s": float(totals[5]) / seconds}
+    accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step)
+    if accelerator.is_main_process:
+        with open(output / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+    bar.set_postfix(loss=f"{record['loss']:.4f}", sps=f"{record['samples_per_s']:.1f}", tps=f"{record['tokens_per_s']:.0f}")
+    window.update(loss=0.0, ce=0.0, mse=0.0, n=0, samples=0, tokens=0, t0=time.perf_counter())
+    return record
+
+
+def evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, val_rows, output: Path, step: int) -> dict:
+    """Decode the first `eval_samples` val samples on all processes, gather, score on the main one."""
+    from igbench.predict import generate_batch
+
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    ids, texts = [], []
+    for batch in val_loader:
+        with accelerator.autocast():
+            programs = generate_batch(unwrapped, batch["pixel_values"], encoder, tokenizer, config)
+        ids.extend(batch["ids"])
+        texts.extend(programs)
+    ids = accelerator.gather_for_metrics(ids, use_gather_object=True)
+    texts = accelerator.gather_for_metrics(texts, use_gather_object=True)
+    metrics = {}
+    if accelerator.is_main_process:
+        predictions = [{"id": i, "program": t} for i, t in zip(ids, texts)]
+        (output / "eval").mkdir(exist_ok=True)
+        with open(output / "eval" / f"step_{step:06d}.jsonl", "w") as f:
+            for p in predictions:
+                f.write(json.dumps(p) + "\n")
+        by_id = {r: k for k, r in enumerate(val_rows["id"])}
+        references = [{"id": p["id"], "objects": val_rows[by_id[p["id"]]]["objects"]} for p in predictions]
+        metrics = score_programs(predictions, references, task)
+        with open(output / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, "eval": metrics}) + "\n")
+        accelerator.print(f"igbench: step {step} val: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    accelerator.log({f"val/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=step)
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+HEADLINE = ("parse_rate", "count_acc", "count_abs_err", "loc_l2_mean", "loc_l2_median", "rot_err_deg_mean",
+            "precision@0.5", "recall@0.5", "f1@0.5", "ap@0.5")
+
+
+def score_programs(predictions: list[dict], references: list[dict], task) -> dict:
+    """Parse rate and headline metrics of predictions against dataset rows (id, objects), through the
+    scorer (`igbench.score.score_predictions`, parameters only, no re-rendering). Where the scorer is not
+    installed, `quick_scores` gives the same kind of numbers from a simple Hungarian match."""
+    try:
+        from igbench.score.api import score_predictions
+    except ImportError:
+        return {"scorer": "quick", **quick_scores(predictions, references, task)}
+    scores = score_predictions(predictions, references, bootstrap=0, progress=False)
+    metrics = {}
+    for result in scores["results"].values():
+        for key in HEADLINE:
+            if isinstance(result.get(key), (int, float)):
+                metrics[key] = float(result[key])
+        for name, value in (result.get("attr_acc") or {}).items():
+            if isinstance(value, (int, float)):
+                metrics[f"attr_acc_{name}"] = float(value)
+    return {"scorer": "igbench.score", **metrics}
+
+
+def quick_scores(predictions: list[dict], references: list[dict], task) -> dict:
+    """Parse rate, count accuracy, attribute accuracy and matched position error (Hungarian matching on
+    3-D position); an unparseable prediction counts as an empty scene."""
+    from scipy.optimize import linear_sum_assignment
+
+    from igbench.program import parse_lenient
+    from igbench.scene import object_from_row
+
+    n = len(predictions)
+    parsed = count_ok = 0
+    count_err, loc_errors = [], []
+    attr_hits = {name: [0, 0] for name in task.categorical}
+    for prediction, row in zip(predictions, references):
+        result = parse_lenient(prediction["program"], task)
+        objects = result.program.objects
+        parsed += int(not result.rejections and bool(objects))
+        truth = [object_from_row(o, task) for o in row["objects"]]
+        count_ok += int(len(objects) == len(truth))
+        count_err.append(abs(len(objects) - len(truth)))
+        if not objects or not truth:
+            continue
+        pred_loc = np.array([o.loc for o in objects])
+        true_loc = np.array([o.loc for o in truth])
+        dist = np.linalg.norm(pred_loc[:, None] - true_loc[None], axis=-1)
+        rows_, cols = linear_sum_assignment(dist)
+        loc_errors.extend(dist[rows_, cols].tolist())
+        for i, j in zip(rows_, cols):
+            for name in task.categorical:
+                attr_hits[name][0] += int(objects[i].attrs[name] == truth[j].attrs[name])
+                attr_hits[name][1] += 1
+    metrics = {"parse_rate": parsed / max(n, 1), "count_acc": count_ok / max(n, 1),
+               "count_abs_err": float(np.mean(count_err)) if count_err else float("nan"),
+               "loc_l2_mean": float(np.mean(loc_errors)) if loc_errors else float("nan")}
+    for name, (hit, total) in attr_hits.items():
+        metrics[f"attr_acc_{name}"] = hit / total if total else float("nan")
+    return metrics
+
+
+def available_trackers(names: list[str]) -> list[str]:
+    """The requested trackers that are installed (TensorBoard by default); the others are skipped."""
+    import importlib.util
+
+    modules = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
+               "aim": "aim", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab", "trackio": "trackio"}
+    found = []
+    for name in names:
+        if name not in modules:
+            from igbench.errors import did_you_mean
+            raise UserError(f"unknown tracker '{name}'{did_you_mean(name, modules)}")
+        if importlib.util.find_spec(modules[name]) is not None:
+            found.append(name)
+    return found
+
+
+def flat_hparams(config: IGLLMConfig) -> dict:
+    flat = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        else:
+            flat[prefix.rstrip(".")] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    walk("", to_dict(config))
+    return flat
