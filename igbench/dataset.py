@@ -120,21 +120,26 @@ def load_split(source: str | Path, split: str | None = None):
             split = split or path.name
         if split is None:
             raise UserError(f"{source}: name the split to load")
-        return _load(load_dataset, str(path), split, source)
+        files = sorted(str(f.resolve()) for f in (path / "data").glob(f"{split}-*.parquet"))
+        if not files:
+            raise UserError(f"{source}: no parquet files for split '{split}' in {path / 'data'}")
+        # Explicit absolute files: datasets 4 caches a local folder whose card declares `configs` under the
+        # folder's name alone, so two folders of the same name would share (stale) cache entries.
+        return _load(lambda: load_dataset("parquet", data_files={split: files}, split=split), split, source)
     if not _looks_like_repo_id(str(source)):
         raise UserError(f"{source}: no such folder, and not a Hub repo id (user/name)")
     if split is None:
         raise UserError(f"{source}: name the split to load")
-    return _load(load_dataset, str(source), split, source)
+    return _load(lambda: load_dataset(str(source), split=split), split, source)
 
 
 def _looks_like_repo_id(text: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", text)) and not Path(text).exists()
 
 
-def _load(load_dataset, where: str, split: str, source) -> object:
+def _load(load, split: str, source) -> object:
     try:
-        return load_dataset(where, split=split)
+        return load()
     except ValueError as err:  # unknown split
         raise UserError(f"{source}: {str(err).splitlines()[0]}") from None
     except (FileNotFoundError, ConnectionError) as err:

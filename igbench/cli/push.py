@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     where = push(args.data, args.repo, private=args.private, dry_run=args.dry_run, license=args.license)
     if args.dry_run:
         print(f"wrote the Hub folder for {args.repo} to {where} (nothing uploaded)")
-        print(f"check it with: datasets.load_dataset({str(where)!r})")
+        print(f"check it with: datasets.load_dataset({str(where)!r}, download_mode='force_redownload')")
     else:
         print(f"pushed to {where}")
     return 0
