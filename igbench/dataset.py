@@ -12,7 +12,6 @@ Load a split with the standard API:
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -145,13 +144,3 @@ def _load(load, split: str, source) -> object:
     except (FileNotFoundError, ConnectionError) as err:
         offline = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise UserError(f"{source}: cannot load split '{split}'{offline}: {str(err).splitlines()[0][:200]}") from None
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)

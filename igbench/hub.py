@@ -15,6 +15,7 @@ from pathlib import Path
 
 from igbench.dataset import SHARD_PATTERN, finished_shards, num_shards
 from igbench.errors import UserError
+from igbench.files import atomic_folder
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -82,26 +83,16 @@ def build_hub_folder(data: Path, dest: Path, repo_id: str, license: str) -> list
     from igbench.card import render_card, sample_grid
 
     splits = find_splits(data)
-    dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise UserError(f"--dry-run {dest} exists and is not an empty folder")
-    tmp = dest.with_name(f".{dest.name}.building-{os.getpid()}")
-    try:
-        (tmp / "data").mkdir(parents=True)
+    with atomic_folder(dest, "--dry-run") as tmp:
+        (tmp / "data").mkdir()
         (tmp / "igbench").mkdir()
         for split in splits:
             for path in split.files:
                 if SHARD_PATTERN.match(path.name):
-                    shutil.copy2(path, tmp / "data" / path.name)
-            shutil.copy2(split.path / "render_config.json", tmp / "igbench" / f"{split.name}_render_config.json")
+                    shutil.copy(path, tmp / "data" / path.name)
+            shutil.copy(split.path / "render_config.json", tmp / "igbench" / f"{split.name}_render_config.json")
         sample_grid(splits[0].files[0], tmp / "images" / "samples.png")
         (tmp / "README.md").write_text(render_card(splits, repo_id, license))
-        if dest.exists():
-            dest.rmdir()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return splits
 
 

@@ -1,38 +1,27 @@
 """Pose tasks (so3, 6dof), the 2-D dot task, the object library, rotation representations, CLEVR-JSON import
 and the BOP export, with real renders."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pytest
+from cli_support import igbench, one_line_error
 from scipy.spatial import cKDTree
 
 from igbench.errors import UserError
 from igbench.generators import sample_scene
 from igbench.generators.so3 import tilt_deg
 from igbench.objects.library import default_library
-from igbench.program import format_program, parse
+from igbench.program import parse
 from igbench.rotations import ARITY, from_matrix, to_matrix
 from igbench.task import load_task
 
 TINY = ["--samples", "2", "--quiet"]
 
 
-def igbench(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "igbench", *args], capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"igbench {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
 
 
-def one_line_error(proc, fragment):
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("igbench: error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert fragment in proc.stderr, proc.stderr
 
 
 # ------------------------------------------------------------------------------------------ rotations

@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from cli_support import igbench, one_line_error
 
 from igbench.program import parse
 from igbench.task import load_task
@@ -17,11 +18,6 @@ TASK = load_task("clevr")
 TINY = ["--resolution", "64x48", "--samples", "2", "--quiet"]
 
 
-def igbench(*args, check=True, **kwargs):
-    proc = subprocess.run([sys.executable, "-m", "igbench", *args], capture_output=True, text=True, timeout=600, **kwargs)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"igbench {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
 
 
 def load(root, split="ood"):
@@ -133,9 +129,7 @@ def test_a_killed_worker_costs_only_a_retry(two_workers, tmp_path):
 def test_changed_settings_refuse_to_mix_into_an_existing_split(two_workers):
     proc = igbench("render", "--split", "ood", "--n", "6", "--out", str(two_workers), "--shard-size", "4",
                    "--resolution", "64x48", "--samples", "3", "--quiet", check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0
-    assert "samples: 2 -> 3" in proc.stderr
+    one_line_error(proc, "samples: 2 -> 3")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -150,10 +144,7 @@ def test_changed_settings_refuse_to_mix_into_an_existing_split(two_workers):
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "out"
-    proc = igbench("render", "--out", str(out), *args, check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("igbench: error: ") and proc.stderr.count("\n") == 1
-    assert message in proc.stderr
+    one_line_error(igbench("render", "--out", str(out), *args, check=False), message)
     assert not out.exists()
 
 
@@ -161,9 +152,7 @@ def test_unwritable_output_is_one_line_exit_2(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     for out, message in [(blocker / "out", "is a file"), (Path("/proc/igbench-out"), "cannot write")]:
-        proc = igbench("render", "--out", str(out), "--n", "2", check=False)
-        assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-        assert message in proc.stderr
+        one_line_error(igbench("render", "--out", str(out), "--n", "2", check=False), message)
 
 
 def test_a_sample_that_keeps_failing_is_reported_by_id(tmp_path):

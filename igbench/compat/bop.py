@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from igbench.errors import UserError
+from igbench.files import atomic_folder
 
 MM = 1000.0
 
@@ -40,22 +39,12 @@ def export_bop(data: str | Path, out: str | Path) -> list[str]:
     task = load_task(config["task"], config.get("rotation_rep"), config.get("assets"))
     if task.spec.get("annotations") != "pose":
         raise UserError(f"BOP export needs a pose task (so3, 6dof); '{task.name}' has no object poses")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty")
-    tmp = out.with_name(f".{out.name}.exporting-{os.getpid()}")
-    try:
+    with atomic_folder(Path(out), "export folder") as tmp:
         _write_models(task, tmp / "models")
         first_camera = None
         for split in splits:
             first_camera = _write_split(split, tmp / split.name / "000000") or first_camera
         (tmp / "camera.json").write_text(json.dumps(first_camera, indent=1))
-        if out.exists():
-            out.rmdir()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return [s.name for s in splits]
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from igbench import __version__
 from igbench.blender_scenes.settings import RenderSettings, parse_resolution
-from igbench.dataset import (finished_shards, num_shards, shard_path, split_dir, write_json_atomic,
-                             write_shard)
+from igbench.dataset import finished_shards, num_shards, shard_path, split_dir, write_shard
 from igbench.errors import UserError
+from igbench.files import write_json_atomic
 from igbench.scene import sample_id
 from igbench.task import Task, load_task
 

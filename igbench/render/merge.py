@@ -7,12 +7,12 @@ missing, then copies the files into place. The merged split is the one an unshar
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
-from igbench.dataset import finished_shards, num_shards, split_dir, write_json_atomic
+from igbench.dataset import finished_shards, num_shards, split_dir
 from igbench.errors import UserError
+from igbench.files import atomic_folder, write_json_atomic
 from igbench.render.job import IDENTITY_KEYS, identity
 
 
@@ -45,21 +45,15 @@ def merge_parts(parts: list[str | Path], out: str | Path) -> Path:
     if set(owner.values()) == {dest}:  # every job wrote into one shared folder: finish it in place
         _tidy(dest)
         return dest
-    if dest.exists():
-        raise UserError(f"{dest} already exists; merge into another --out")
-    tmp = dest.with_name(f".{split}.merging-{os.getpid()}")
-    try:
-        (tmp / "data").mkdir(parents=True)
+    with atomic_folder(dest, "merge destination") as tmp:
+        (tmp / "data").mkdir()
         for k, part in sorted(owner.items()):
             name = f"{split}-{k:05d}-of-{total:05d}.parquet"
-            shutil.copy2(part / "data" / name, tmp / "data" / name)
+            shutil.copy(part / "data" / name, tmp / "data" / name)
         merged = dict(configs[0])
         merged["config"] = {**merged["config"], "shard": "0/1", "out": str(Path(out))}
         merged["merged_from"] = [str(Path(p).resolve()) for p in parts]
         write_json_atomic(tmp / "render_config.json", merged)
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

@@ -7,15 +7,16 @@ its Blender state to the workers it spawns).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from igbench.files import write_bytes_atomic
 
 
 def stage_sample(staging: Path, index: int, row: dict, rgb_png: bytes, seg_png: bytes) -> None:
     meta, rgb, seg = staged_paths(staging, index)
-    _write_atomic(rgb, rgb_png)
-    _write_atomic(seg, seg_png)
-    _write_atomic(meta, json.dumps(row).encode())
+    write_bytes_atomic(rgb, rgb_png)
+    write_bytes_atomic(seg, seg_png)
+    write_bytes_atomic(meta, json.dumps(row).encode())
 
 
 def staged_paths(staging: Path, index: int) -> list[Path]:
@@ -30,9 +31,3 @@ def load_staged(staging: Path, index: int) -> dict:
     row["image"] = {"bytes": rgb.read_bytes(), "path": None}
     row["segmentation"] = {"bytes": seg.read_bytes(), "path": None}
     return row
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

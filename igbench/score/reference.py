@@ -21,6 +21,7 @@ from igbench.task import Task, load_task
 
 ID_PATTERN = re.compile(r"^(?P<task>[A-Za-z0-9_.-]+)/(?P<split>[A-Za-z0-9_.-]+)/(?P<index>\d+)$")
 META_COLUMNS = ["id", "task", "split", "index", "seed", "program", "objects", "camera", "lights"]
+OPTIONAL_COLUMNS = ["rotation_rep"]  # pose datasets
 
 
 @dataclass
@@ -51,8 +52,6 @@ class ReferenceSplit:
 
     def images(self, ids: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """id -> (RGB uint8 HxWx3, instance ids uint8 HxW), decoding only the samples asked for."""
-        from PIL import Image
-
         if self.path is not None and not self._images:
             self._images = _read_image_columns(self.path, self.split)
         out = {}
@@ -115,18 +114,68 @@ def load_split_dir(root: Path, task: Task, split: str) -> ReferenceSplit:
 
     files = shard_files(root, split)
     try:
-        table = pq.read_table([str(f) for f in files], columns=META_COLUMNS)
+        present = set(pq.read_schema(str(files[0])).names) if files else set()
+        columns = META_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in present]
+        table = pq.read_table([str(f) for f in files], columns=columns)
     except Exception as err:  # noqa: BLE001 - a damaged or foreign parquet file is the user's data problem
         raise UserError(f"cannot read the reference shards in {root / 'data'}: {str(err).splitlines()[0]}") from None
     rows = {row["id"]: row for row in sorted(table.to_pylist(), key=lambda r: r["id"])}
-    settings = None
+    render_config = {}
     config = root / "render_config.json"
     if config.exists():
         try:
-            settings = json.loads(config.read_text()).get("render_settings")
+            render_config = json.loads(config.read_text())
         except json.JSONDecodeError:
-            settings = None
-    return ReferenceSplit(task, split, rows, root, fingerprint_files(files), settings)
+            render_config = {}
+    task = dataset_task(task, rows.values(), render_config, f"reference {root}")
+    return ReferenceSplit(task, split, rows, root, fingerprint_files(files), render_config.get("render_settings"))
+
+
+def dataset_task(task: Task, rows, render_config: dict | None = None, where: str = "reference") -> Task:
+    """The task as the dataset was rendered: for pose tasks, its rotation representation (the rows'
+    `rotation_rep`, else render_config.json's, else inferred from the rows' R_world) and its object library
+    (render_config.json's `--assets`, checked against the recorded library fingerprint)."""
+    rotation = task.numeric.get("rotation")
+    if task.library is None and task.rotation_rep is None:
+        return task
+    render_config = render_config or {}
+    rows = list(rows)
+    reps = {r.get("rotation_rep") for r in rows} - {None}
+    if len(reps) > 1:
+        raise UserError(f"{where} mixes rotation representations {sorted(reps)}; score each separately")
+    rep = next(iter(reps), None) or render_config.get("rotation_rep") or _infer_rotation_rep(rows)
+    assets = (render_config.get("config") or {}).get("assets") or task.assets
+    if assets and not Path(assets).is_dir():
+        raise UserError(f"{where} was rendered with --assets {assets}, which is not a folder here")
+    if rep is None or rotation is None:
+        rep = task.rotation_rep
+    if rep != task.rotation_rep or (assets and assets != task.assets):
+        task = load_task(str(task.path), rep, assets)
+    recorded = render_config.get("library")
+    if recorded and task.library is not None and recorded != task.library.fingerprint:
+        raise UserError(f"{where} was rendered with object library {recorded!r}, but the library here is "
+                        f"{task.library.fingerprint!r}")
+    return task
+
+
+def _infer_rotation_rep(rows: list[dict]) -> str | None:
+    """The representation whose matrix of an object's `rotation` equals its recorded R_world (rows that
+    carry no `rotation_rep`, e.g. a trainer's {id, objects} references); None when nothing tells."""
+    from igbench.rotations import ARITY, to_matrix
+
+    for row in rows:
+        for obj in row.get("objects") or []:
+            values, R = obj.get("rotation"), obj.get("R_world")
+            if values is None or R is None:
+                continue
+            for rep, arity in ARITY.items():
+                try:
+                    if len(values) == arity and np.allclose(to_matrix(values, rep), R, atol=1e-6):
+                        return rep
+                except (UserError, ValueError):
+                    continue
+            return None
+    return None
 
 
 def _read_image_columns(root: Path, split: str) -> dict[str, dict]:
@@ -162,7 +211,9 @@ def reference_from_rows(rows, task: Task | str | None = None) -> dict[str, Refer
     out = {}
     for key, items in groups.items():
         task_name, split = key.split("/")
-        task_obj = load_task(task) if isinstance(task, str) else (task or load_task(task_name))
+        task_obj = load_task(task) if isinstance(task, str) else task
+        if task_obj is None:
+            task_obj = dataset_task(load_task(task_name), items, None, f"reference rows of {key}")
         items.sort(key=lambda r: r["id"])
         digest = hashlib.sha256()
         for r in items:
