@@ -96,7 +96,7 @@ def test_declared_symmetries_map_each_object_onto_itself(name):
 def test_so3_splits_hold_out_a_tilt_band():
     task = load_task("so3")
     for split, inside in [("train", False), ("val", False), ("test", False), ("ood", True)]:
-        for i in range(400 if split != "val" else 100):
+        for i in range(1000 if split != "val" else 200):
             (obj,) = sample_scene(task, split, i, 0).program
             assert obj.loc == (0.0, 0.0, 0.0)
             assert (40 <= tilt_deg(to_matrix(obj.rotation, "euler")) <= 60) == inside
@@ -107,7 +107,7 @@ def test_6dof_splits_hold_out_objects_and_materials_and_objects_rest_or_hover():
     heldout = set(task.library.heldout)
     seen = {}
     for split in ("train", "ood_shape", "ood_texture"):
-        for i in range(250):
+        for i in range(500):
             scene = sample_scene(task, split, i, 0)
             assert 1 <= len(scene.program) <= 4
             centres = []
@@ -131,7 +131,7 @@ def test_dot2d_checkerboard_splits():
     parity = {}
     for split in ("train", "ood", "test"):
         parity[split] = set()
-        for i in range(300):
+        for i in range(1000):
             (obj,) = sample_scene(task, split, i, 0).program
             x, y = obj.loc
             assert 0.02 <= x <= 0.98 and 0.02 <= y <= 0.98
