@@ -67,6 +67,7 @@ class RenderReport:
 def validate(config: RenderConfig) -> tuple[Task, RenderSettings, Path]:
     """Check everything a user can get wrong before anything touches the disk."""
     task = load_task(config.task, config.rotation_rep, config.assets)
+    config.assets = task.assets  # absolute, so readers elsewhere find the meshes
     if config.from_clevr_scenes:
         from igbench.compat.clevr_scenes import read_clevr_scenes
 

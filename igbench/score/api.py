@@ -16,6 +16,7 @@ import numpy as np
 from igbench import __version__
 from igbench.errors import UserError
 from igbench.metrics import params as M
+from igbench.score.pose import score_points2d_split, score_pose_split, task_kind
 from igbench.score.params import aggregate_params, canonical_order, encode, parameter_stats, yaw_periods
 from igbench.score.predictions import (Prediction, parse_prediction, parse_prediction_lines, read_predictions)
 from igbench.score.reference import ReferenceSplit, load_reference, reference_from_rows, split_id
@@ -154,18 +155,24 @@ def _score_split(ref: ReferenceSplit, by_id: dict, *, render, device, render_dev
     task = ref.task
     ids = list(ref.rows)
     parsed = [parse_prediction(by_id.get(i), task) for i in ids]
-    parsed_ok = np.array([p.ok for p in parsed])
-    gt_programs = ref.programs()
-    pred_table = canonical_order(encode([p.program for p in parsed], task))
-    gt_table = encode(gt_programs, task)
-    attr_names = list(task.categorical)
-    stats = parameter_stats(pred_table, gt_table, len(ids), attr_names, yaw_periods(task))
-    group = aggregate_params(stats, parsed_ok, n_resamples=bootstrap, seed=seed)
+    gt_programs = ref.programs()  # validates the reference
+    kind = task_kind(task)
+    if kind == "pose":
+        group, samples = score_pose_split(ref, ids, parsed, bootstrap, seed)
+    elif kind == "points2d":
+        group, samples = score_points2d_split(ref, ids, parsed, bootstrap, seed)
+    else:
+        parsed_ok = np.array([p.ok for p in parsed])
+        pred_table = canonical_order(encode([p.program for p in parsed], task))
+        gt_table = encode(gt_programs, task)
+        attr_names = list(task.categorical)
+        stats = parameter_stats(pred_table, gt_table, len(ids), attr_names, yaw_periods(task))
+        group = aggregate_params(stats, parsed_ok, n_resamples=bootstrap, seed=seed)
+        samples = _sample_records(ref, ids, parsed, stats, attr_names)
     failures = Counter()
     for p in parsed:
         failures.update(set(p.reasons))
     group["failures"] = dict(sorted(failures.items()))
-    samples = _sample_records(ref, ids, parsed, stats, attr_names)
     pictures = {}
     if render:
         pictures = _render_and_compare(ref, ids, parsed, samples, group, device=device, render_device=render_device,
@@ -243,9 +250,12 @@ def _render_and_compare(ref, ids, parsed, samples, group, *, device, render_devi
 
 
 def _badness(record: dict):
-    """Worst first: lowest F1@0.5, then lowest PSNR, then largest position error."""
+    """Worst first: lowest F1@0.5 (CLEVR) or quality (pose: MSSD average recall; dot2d: minus the position
+    error), then lowest PSNR, then largest position error."""
     psnr = record.get("psnr")
-    return (record["f1@0.5"], psnr if psnr is not None else float("inf"), -(record.get("loc_l2_mean") or 0.0))
+    quality = record["f1@0.5"] if "f1@0.5" in record else record.get("quality")
+    return (quality if quality is not None else -float("inf"), psnr if psnr is not None else float("inf"),
+            -(record.get("loc_l2_mean") or 0.0))
 
 
 # --------------------------------------------------------------------------------------------- the CLI

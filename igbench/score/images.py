@@ -44,13 +44,15 @@ def rerender_split(ref: ReferenceSplit, programs: dict, cache_dir: Path, workers
                       [Light.from_dict(x) for x in row["lights"]])
         scene_dict = scene.to_dict(ref.task)
         settings = render_settings_for(ref, camera, render_device)
-        key = render_key(scene_dict, settings, task_sha)
+        key = render_key(scene_dict, settings, task_sha, ref.task.rotation_rep,
+                         ref.task.library.fingerprint if ref.task.library is not None else None)
         jobs[key] = scene_dict
         key_of[sample_id] = key
     if not jobs:
         return {}, {}, {"rendered": 0, "cached": 0}
     # Jobs at different resolutions would need different sessions; a split has one resolution.
-    failed_keys, cached = rerender(jobs, str(ref.task.path), settings, cache_dir, workers, progress=progress)
+    failed_keys, cached = rerender(jobs, str(ref.task.path), settings, cache_dir, workers, progress=progress,
+                                   rotation_rep=ref.task.rotation_rep, assets=ref.task.assets)
     paths, failed = {}, {}
     for sample_id, key in key_of.items():
         if key in failed_keys:

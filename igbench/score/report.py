@@ -15,10 +15,22 @@ ROWS = [
     ("count_abs_err", "|count error|", "{:.3f}"), ("attr_acc.shape", "shape accuracy", "{:.3f}"),
     ("attr_acc.color", "color accuracy", "{:.3f}"), ("attr_acc.material", "material accuracy", "{:.3f}"),
     ("attr_acc.size", "size accuracy", "{:.3f}"), ("loc_l2_mean", "position L2 mean", "{:.3f}"),
-    ("loc_l2_median", "position L2 median", "{:.3f}"), ("rot_err_deg_mean", "cube yaw err (deg) mean", "{:.2f}"),
-    ("rot_err_deg_median", "cube yaw err (deg) median", "{:.2f}"),
+    ("loc_l2_median", "position L2 median", "{:.3f}"),
+    ("attr_acc.object", "object accuracy", "{:.3f}"),
+    ("rot_err_deg_mean", "rotation err (deg) mean", "{:.2f}"), ("rot_err_deg_median", "rotation err (deg) median", "{:.2f}"),
     *[(f"f1@{threshold_key(t)}", f"F1@{threshold_key(t)}", "{:.3f}") for t in THRESHOLDS],
     *[(f"ap@{threshold_key(t)}", f"AP@{threshold_key(t)}", "{:.3f}") for t in THRESHOLDS],
+    # pose tasks (so3, 6dof)
+    ("trans_err_mean", "translation err mean", "{:.3f}"), ("trans_err_median", "translation err median", "{:.3f}"),
+    ("add_rel_mean", "ADD / d mean", "{:.3f}"), ("adds_rel_mean", "ADD-S / d mean", "{:.3f}"),
+    ("mssd_rel_mean", "MSSD / d mean", "{:.3f}"), ("mspd_px_mean", "MSPD (px) mean", "{:.2f}"),
+    *[(f"rot_recall@{t}", f"rotation recall @{t} deg", "{:.3f}") for t in (5, 10, 15)],
+    ("add_recall@0.1d", "ADD recall @0.1d", "{:.3f}"), ("adds_recall@0.1d", "ADD-S recall @0.1d", "{:.3f}"),
+    ("add_adds_recall@0.1d", "ADD(-S) recall @0.1d", "{:.3f}"),
+    ("mssd_ar", "MSSD average recall", "{:.3f}"), ("mspd_ar", "MSPD average recall", "{:.3f}"),
+    # dot2d
+    ("pos_err_mean", "position err mean", "{:.4f}"), ("pos_err_median", "position err median", "{:.4f}"),
+    ("pos_err_px_mean", "position err (px) mean", "{:.2f}"), ("pos_err_px_median", "position err (px) median", "{:.2f}"),
     ("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("lpips", "LPIPS", "{:.4f}"),
     ("mask_iou", "mask IoU", "{:.4f}"), ("flip", "FLIP", "{:.4f}"),
 ]
@@ -72,6 +84,11 @@ def _safe(sample_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id)
 
 
+def _quality(record: dict) -> str:
+    value = record["f1@0.5"] if "f1@0.5" in record else record.get("quality")
+    return "-" if value is None else f"{value:.3f}"
+
+
 def write_report(run, folder: Path) -> None:
     from PIL import Image
 
@@ -92,13 +109,14 @@ def write_report(run, folder: Path) -> None:
         picture_cell = f'<img src="{picture}">' if picture else ""
         objects = "; ".join(
             f"#{o['gt']}&larr;{o['pred']}: {o['loc_l2']:.3f}" + (f" wrong {'/'.join(o['wrong'])}" if o["wrong"] else "")
-            + (f" yaw {o['rot_err_deg']:.1f}&deg;" if o["rot_err_deg"] is not None else "")
+            + (f" rot {o['rot_err_deg']:.1f}&deg;" if o["rot_err_deg"] is not None else "")
+            + (f" MSSD {o['mssd_rel']:.3f}d" if o.get("mssd_rel") is not None else "")
             for o in record["matched"])
         image_cells = "".join(f"<td>{'-' if record.get(k) is None else f'{record[k]:.3f}'}</td>"
                               for k in ("psnr", "ssim", "lpips", "mask_iou"))
         rows.append(
             f"<tr><td>{html.escape(record['id'])}<br>{html.escape(', '.join(record['reasons']) or 'ok')}</td>"
-            f"<td>{record['n_pred']}/{record['n_gt']}</td><td>{record['f1@0.5']:.3f}</td>{image_cells}"
+            f"<td>{record['n_pred']}/{record['n_gt']}</td><td>{_quality(record)}</td>{image_cells}"
             f"<td class=o>{objects}<br><small>{html.escape(' | '.join(record['details']))}</small></td>"
             f"<td>{picture_cell}</td></tr>"
         )
@@ -110,8 +128,9 @@ reference {html.escape(str(run.scores['reference']['path']))} ({run.scores['refe
 <pre>{html.escape(format_table(run.scores))}</pre>
 {''.join(f'<img src={p!r}> ' for p in plots)}
 <h2>Samples, worst first</h2><p>Pictures: reference | re-render | |difference| x4. Objects: ground-truth
-index &larr; predicted index: position error, wrong attributes, yaw error.</p>
-<table><tr><th>id</th><th>pred/gt</th><th>F1@0.5</th><th>PSNR</th><th>SSIM</th><th>LPIPS</th><th>mask IoU</th>
+index &larr; predicted index: position error, wrong attributes, rotation error (CLEVR: cube yaw), MSSD.
+Quality (pose tasks): the sample's MSSD average recall; dot2d: minus its mean position error.</p>
+<table><tr><th>id</th><th>pred/gt</th><th>F1@0.5 / quality</th><th>PSNR</th><th>SSIM</th><th>LPIPS</th><th>mask IoU</th>
 <th>matched objects</th><th>picture</th></tr>{''.join(rows)}</table>"""
     (folder / "index.html").write_text(page)
     (folder / "summary.json").write_text(json.dumps({"pictures": pictures, "plots": plots}, indent=2))
@@ -128,7 +147,7 @@ def _plots(samples: list[dict], folder: Path) -> list[str]:
         return []
     series = {
         "position error (scene units)": [o["loc_l2"] for s in samples for o in s["matched"]],
-        "cube yaw error (deg)": [o["rot_err_deg"] for s in samples for o in s["matched"] if o["rot_err_deg"] is not None],
+        "rotation error (deg)": [o["rot_err_deg"] for s in samples for o in s["matched"] if o["rot_err_deg"] is not None],
         "PSNR per sample (dB)": [s["psnr"] for s in samples if s.get("psnr") is not None],
     }
     series = {k: v for k, v in series.items() if v}

@@ -24,7 +24,8 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "rerender"
 
 
-def render_key(scene_dict: dict, settings: RenderSettings, task_sha256: str) -> str:
+def render_key(scene_dict: dict, settings: RenderSettings, task_sha256: str, rotation_rep: str | None = None,
+               library: str | None = None) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -37,6 +38,8 @@ def render_key(scene_dict: dict, settings: RenderSettings, task_sha256: str) -> 
         "settings": {k: v for k, v in settings.to_dict().items() if k != "threads"},
         "task_sha256": task_sha256, "bpy": bpy_version,
     }
+    if rotation_rep or library:  # pose tasks: the same numbers mean another pose in another representation
+        identity.update(rotation_rep=rotation_rep, library=library)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
@@ -48,11 +51,11 @@ class _Rerenderer:
     """Lives in a render worker: one Blender session, renders (key, scene JSON) jobs into the cache."""
 
     def __init__(self, spec):
-        from igbench.blender_scenes.session import BlenderSession
+        from igbench.render.sample import make_session
         from igbench.task import load_task
 
-        self.task = load_task(spec.task_path)
-        self.session = BlenderSession(self.task, spec.settings)
+        self.task = load_task(spec.task_path, spec.rotation_rep, spec.assets)
+        self.session = make_session(self.task, spec.settings)  # Blender, or the 2-D canvas (dot2d)
 
     def stage(self, job, staging) -> dict:
         from igbench.scene import Scene
@@ -72,7 +75,8 @@ def make_rerenderer(spec) -> _Rerenderer:
 
 
 def rerender(jobs: dict[str, dict], task_path: str, settings: RenderSettings, cache_dir: Path, workers: int = 1,
-             max_retries: int = 1, progress: bool = True) -> tuple[dict[str, str], int]:
+             max_retries: int = 1, progress: bool = True, rotation_rep: str | None = None,
+             assets: str | None = None) -> tuple[dict[str, str], int]:
     """Render every job (key -> scene dict) not yet in the cache. Returns (failed key -> reason, #cached)."""
     from tqdm import tqdm
 
@@ -87,7 +91,8 @@ def rerender(jobs: dict[str, dict], task_path: str, settings: RenderSettings, ca
     n_workers = max(1, min(workers, len(todo)))
     threads = 0 if n_workers == 1 else max(1, (os.cpu_count() or 1) // n_workers)
     spec = WorkerSpec(task_path, "rerender", 0, replace(settings, threads=threads), str(cache_dir),
-                      str(cache_dir / "logs"), renderer_factory=make_rerenderer)
+                      str(cache_dir / "logs"), renderer_factory=make_rerenderer, rotation_rep=rotation_rep,
+                      assets=assets)
     pool = WorkerPool(spec, n_workers)
     bar = tqdm(total=len(todo), unit="img", desc="re-render", disable=not progress, dynamic_ncols=True)
     items = [(k, json.dumps(jobs[k])) for k in todo]  # hashable: the pool counts tries per item
