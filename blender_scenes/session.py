@@ -21,7 +21,7 @@ from igbench.blender_scenes.lights import LightRig
 from igbench.blender_scenes.materials import diffuse_material
 from igbench.blender_scenes.objects import object_builder
 from igbench.blender_scenes.settings import RenderSettings
-from igbench.render.result import RenderResult
+from igbench.render.result import RenderResult, strip_png_metadata
 from igbench.scene import Scene
 from igbench.task import Task
 
@@ -69,7 +69,7 @@ class BlenderSession:
         tick = time.perf_counter()
         self._render_to(self.rgb_scene, rgb_path)
         timings["rgb"] = time.perf_counter() - tick
-        return RenderResult(rgb_path.read_bytes(), instance, timings)
+        return RenderResult(strip_png_metadata(rgb_path.read_bytes()), instance, timings)
 
     def amodal_masks(self) -> list[np.ndarray]:
         """Each object's full silhouette in the scene just built, as if the others were absent."""

@@ -95,3 +95,14 @@ def test_gpu_request_without_a_gpu_fails_clearly():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     last = out.strip().splitlines()[-1]
     assert last == "GPU OK" or ("no OptiX or CUDA device" in last), last
+
+
+def test_a_re_render_is_byte_identical(session):
+    from igbench.blender_scenes.session import BlenderSession
+    from igbench.blender_scenes.settings import RenderSettings
+
+    scene = scene_at(64, 48)
+    first = session.render(scene).rgb_png
+    again = BlenderSession(TASK, RenderSettings(width=64, height=48, samples=4)).render(scene).rgb_png
+    assert first == again  # no render dates or timings in the file, and Cycles is seeded per sample
+    assert Image.open(io.BytesIO(first)).size == (64, 48)

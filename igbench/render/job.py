@@ -38,7 +38,7 @@ class RenderConfig:
     seed: int = 0
     workers: int = 1
     resolution: str | None = None  # WIDTHxHEIGHT; None: the task's default (CLEVR: 480x320)
-    samples: int = 16
+    samples: int = RenderSettings.samples  # the tuned default (docs/performance.md)
     denoise: bool = True
     device: str = "cpu"
     shard_size: int = 500

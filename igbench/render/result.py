@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,3 +21,19 @@ class RenderResult:
         buffer = io.BytesIO()
         Image.fromarray(self.instance, mode="L").save(buffer, format="PNG")
         return buffer.getvalue()
+
+
+_VOLATILE_CHUNKS = {b"tEXt", b"zTXt", b"iTXt", b"tIME", b"eXIf"}
+
+
+def strip_png_metadata(png: bytes) -> bytes:
+    """The PNG without its text, time and EXIF chunks (Blender writes render times and dates there), so the
+    same render gives the same bytes. Pixel data is untouched."""
+    out, pos = [png[:8]], 8
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        end = pos + 12 + length
+        if png[pos + 4 : pos + 8] not in _VOLATILE_CHUNKS:
+            out.append(png[pos:end])
+        pos = end
+    return b"".join(out)
