@@ -1,5 +1,6 @@
 """`igbench bench render [--n 20] [--n-reference 3] [--device cpu|gpu] [--workers 2] [--soak 1000]`:
-speed, memory and image quality of the renderer on this machine; prints figures, not a test."""
+speed, memory and image quality of the renderer on this machine; `igbench bench score [--n 100000]`:
+the scorer's throughput. Both print figures; neither is a test."""
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,12 @@ DEFAULTS = RenderSettings()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["render"], help="what to benchmark")
+    p.add_argument("what", choices=["render", "score"], help="what to benchmark")
     p.add_argument("--task", default="clevr")
     p.add_argument("--split", default="train")
     p.add_argument("--seed", type=int, default=0, help="base seed of the scenes (default: %(default)s)")
-    p.add_argument("--n", type=int, default=20, help="images to time with igbench's settings, (b) (default: %(default)s)")
+    p.add_argument("--n", type=int, default=20,
+                   help="render: images to time with igbench's settings, (b); score: synthetic scenes (default: %(default)s)")
     p.add_argument("--n-reference", type=int, default=3,
                    help="of those, how many also render with the original CLEVR settings (a) and get a cached "
                         "reference (r) for PSNR; (a) costs ~75-90 s/image on 2 CPU cores, 0 skips (a) and (r) "
@@ -40,10 +42,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from igbench.render.bench import NoGPU, bench_render, format_report
-
     if args.n < 1:
         raise UserError(f"--n must be positive, got {args.n}")
+    if args.what == "score":
+        from igbench.score.bench import bench_score, format_report as format_score
+
+        report = bench_score(args.n)
+        print(format_score(report))
+        _save(report, args.json_out)
+        return 0
+    from igbench.render.bench import NoGPU, bench_render, format_report
+
     for name in ("n_reference", "workers", "soak", "threads"):
         if getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
@@ -62,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"igbench bench render: no GPU: {err}", file=sys.stderr)
         return 3
     print(format_report(report))
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(report, f, indent=2)
+    _save(report, args.json_out)
     return 0
+
+
+def _save(report: dict, path: str | None) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=2)
