@@ -11,11 +11,12 @@ n ?= 10
 out ?= data
 seed ?= 0
 workers ?= 2
-resolution ?= 480x320
-samples ?= 16
+resolution ?=
+samples ?=
 device ?= cpu
+scale ?= small
 
-.PHONY: setup render test bench clean
+.PHONY: setup render test bench benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -31,13 +32,18 @@ $(VENV)/.installed: pyproject.toml
 
 render: setup
 	$(BIN)/igbench render --task $(task) --split $(split) --n $(n) --out $(out) --seed $(seed) \
-		--workers $(workers) --resolution $(resolution) --samples $(samples) --device $(device)
+		--workers $(workers) --device $(device) $(if $(resolution),--resolution $(resolution)) $(if $(samples),--samples $(samples))
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/igbench bench render --n 10 --device $(device)
+
+# The benchmark table (docs/baselines.md): render, train every model, predict, score -> results/README.md.
+# scale=small (default: 2 CPU cores, under an hour) or scale=paper (GPUs: 4,000 train images, the 7B recipe).
+benchmark: setup
+	$(BIN)/python -m igbench.baselines.benchmark --scale $(scale)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

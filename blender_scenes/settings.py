@@ -7,7 +7,7 @@ them against.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from igbench.errors import UserError
 
@@ -67,6 +67,12 @@ class RenderSettings:
 
     def with_(self, **changes) -> "RenderSettings":
         return replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, saved: dict, **overrides) -> "RenderSettings":
+        """Settings recorded in a render_config.json (unknown keys ignored), with `overrides` laid over them."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in saved.items() if k in known}, **overrides})
 
 
 def original_clevr_settings(width: int = 480, height: int = 320, device: str = "cpu", threads: int = 0) -> RenderSettings:

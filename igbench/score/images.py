@@ -18,11 +18,8 @@ BATCH = 16
 
 def render_settings_for(ref: ReferenceSplit, camera: Camera, device: str) -> RenderSettings:
     """The reference's own render settings (render_config.json), at its camera's resolution."""
-    saved = dict(ref.render_settings or {})
-    defaults = RenderSettings()
-    return RenderSettings(width=camera.width, height=camera.height, samples=int(saved.get("samples", defaults.samples)),
-                          denoise=bool(saved.get("denoise", defaults.denoise)), device=device,
-                          max_bounces=int(saved.get("max_bounces", defaults.max_bounces)))
+    return RenderSettings.from_dict(ref.render_settings or {}, width=camera.width, height=camera.height,
+                                    device=device, threads=0)
 
 
 def rerender_split(ref: ReferenceSplit, programs: dict, cache_dir: Path, workers: int, render_device: str,

@@ -1,0 +1,345 @@
+"""The benchmark table: `make benchmark [scale=small|paper]` = `python -m igbench.baselines.benchmark --scale S`.
+
+Runs every step as the igbench command a user would type (so each row of the table records the exact
+commands that produced it), resumably: rendering, training and prediction skip what is already done.
+
+    1. render      igbench render --split S --n N ...                 DATA/<task>/<split>
+    2. train       igbench train --model M --data DATA/<task> ...     RUNS/<model>
+    3. predict     igbench predict --checkpoint RUNS/<model> ...      RUNS/<model>/predictions/<split>.jsonl
+    4. score       igbench score ... --out RUNS/<model>/score          -> RESULTS/<model>/<task>/scores.json
+    5. refine      igbench predict --checkpoint RUNS/render-compare ... predict.base=<base predictions>
+                   scored on the refined samples only, next to its base on the same samples
+    6. table       RESULTS/README.md (ID and OOD side by side, provenance per row) and RESULTS/benchmark.png
+
+A scale is a YAML file (baselines/configs/bench-<scale>.yaml, or a path); `--only table` rebuilds the
+table from the results already there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from igbench.baselines import common
+from igbench.errors import UserError
+
+STEPS = ("render", "train", "predict", "score", "refine", "table")
+
+
+@dataclass
+class RenderSection:
+    resolution: str = "96x64"
+    samples: int = 4
+    workers: int = 2
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class ScoreSection:
+    render: bool = True
+    workers: int = 2
+    bootstrap: int = 1000
+    render_device: str = "cpu"
+
+
+@dataclass
+class ModelEntry:
+    name: str = ""
+    config: Optional[str] = None  # preset name or YAML path; null: the model's default
+    overrides: list[str] = field(default_factory=list)
+    launcher: list[str] = field(default_factory=list)  # e.g. [accelerate, launch, -m, igbench]; default: igbench
+    predict_args: list[str] = field(default_factory=list)  # extra `igbench predict` arguments and predict.* overrides
+
+
+@dataclass
+class RefineEntry:
+    name: str = "render-compare"
+    base: str = "cnn-set"  # a model of `models` whose predictions are refined
+    limit: Optional[int] = 20  # refine the first N samples of each eval split; null: all
+    config: Optional[str] = None
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BenchConfig:
+    task: str = "clevr"
+    data: str = "data/bench"
+    runs: str = "runs/bench"
+    results: str = "results"
+    render: RenderSection = field(default_factory=RenderSection)
+    splits: dict = field(default_factory=lambda: {"train": 500, "test": 100, "ood": 100})
+    eval_splits: list[str] = field(default_factory=lambda: ["test", "ood"])
+    score: ScoreSection = field(default_factory=ScoreSection)
+    models: list[ModelEntry] = field(default_factory=list)
+    refine: list[RefineEntry] = field(default_factory=list)
+
+
+def load_bench_config(scale: str, overrides=()) -> BenchConfig:
+    from igbench.config import load_config
+
+    path = Path(scale) if scale.endswith((".yaml", ".yml")) else Path(common.preset(f"bench-{scale}"))
+    if not path.exists():
+        known = sorted(p.stem[len("bench-"):] for p in Path(common.CONFIGS_DIR).glob("bench-*.yaml"))
+        raise UserError(f"unknown benchmark scale '{scale}'; scales: {', '.join(known)} (or a YAML path)")
+    config = load_config(BenchConfig, str(path), list(overrides))
+    for entry in config.models:
+        _check_model(entry.name)
+    for entry in config.refine:
+        _check_model(entry.name)
+        if entry.base not in [m.name for m in config.models]:
+            raise UserError(f"refine base '{entry.base}' is not one of the benchmark's models")
+    return config
+
+
+def _check_model(name: str) -> None:
+    from igbench.models import model_module
+
+    model_module(name)  # a one-line UserError for an unknown name
+
+
+class Bench:
+    def __init__(self, config: BenchConfig, scale: str, dry_run: bool = False):
+        self.c, self.scale, self.dry_run = config, scale, dry_run
+        self.data = Path(config.data)
+        self.task_dir = self.data / config.task
+        self.runs = Path(config.runs)
+        self.results = Path(config.results)
+        self.log: list[dict] = []
+
+    # --------------------------------------------------------------------------------------- running
+
+    def sh(self, argv: list[str], what: str) -> None:
+        text = shlex.join(argv)
+        print(f"igbench bench: {what}: {text}", flush=True)
+        if self.dry_run:
+            return
+        tick = time.perf_counter()
+        proc = subprocess.run(self.executable(argv))
+        seconds = time.perf_counter() - tick
+        self.log.append({"what": what, "command": text, "seconds": round(seconds, 1), "rc": proc.returncode})
+        self._save_log()
+        if proc.returncode != 0:
+            raise UserError(f"step '{what}' failed (exit {proc.returncode}): {text}")
+
+    def _save_log(self) -> None:
+        path = self.runs / "bench_log.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(json.dumps(self.log[-1]) + "\n")
+
+    def igbench(self, *args: str, launcher=()) -> list[str]:
+        """A command as recorded in the table (`igbench ...`, or the model's launcher)."""
+        return (list(launcher) if launcher else ["igbench"]) + [str(a) for a in args]
+
+    @staticmethod
+    def executable(argv: list[str]) -> list[str]:
+        """Run `igbench` from this Python's environment (the venv need not be on PATH)."""
+        if argv and argv[0] == "igbench":
+            script = Path(sys.executable).with_name("igbench")
+            return ([str(script)] if script.exists() else [sys.executable, "-m", "igbench"]) + argv[1:]
+        return argv
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    def render_cmd(self, split: str, n: int) -> list[str]:
+        r = self.c.render
+        return self.igbench("render", "--task", self.c.task, "--split", split, "--n", n, "--out", self.data,
+                            "--resolution", r.resolution, "--samples", r.samples, "--workers", r.workers,
+                            "--seed", r.seed, "--device", r.device, "--quiet")
+
+    def step_render(self) -> None:
+        for split, n in self.c.splits.items():
+            self.sh(self.render_cmd(split, int(n)), f"render {split}")
+
+    def run_dir(self, name: str) -> Path:
+        return self.runs / name
+
+    def train_cmd(self, entry: ModelEntry) -> list[str]:
+        args = ["train", "--model", entry.name, "--data", self.task_dir, "--output", self.run_dir(entry.name), "--quiet"]
+        if entry.config:
+            args += ["--config", entry.config]
+        return self.igbench(*args, *entry.overrides, launcher=entry.launcher)
+
+    def step_train(self) -> None:
+        for entry in self.c.models:
+            run = self.run_dir(entry.name)
+            if (run / "bench_trained").exists():
+                print(f"igbench bench: {entry.name} already trained ({run})")
+                continue
+            cmd = self.train_cmd(entry)
+            if (run / "config.yaml").exists():
+                cmd.append("--resume")
+            self.sh(cmd, f"train {entry.name}")
+            if not self.dry_run:
+                (run / "bench_trained").write_text(shlex.join(cmd) + "\n")
+
+    def predictions(self, name: str, split: str) -> Path:
+        return self.run_dir(name) / "predictions" / f"{split}.jsonl"
+
+    def predict_cmd(self, name: str, split: str) -> list[str]:
+        extra = next((m.predict_args for m in self.c.models if m.name == name), [])
+        return self.igbench("predict", "--checkpoint", self.run_dir(name), "--data", self.task_dir, "--split", split,
+                            "--out", self.predictions(name, split), "--quiet", *extra)
+
+    def step_predict(self) -> None:
+        for entry in self.c.models:
+            for split in self.c.eval_splits:
+                self.sh(self.predict_cmd(entry.name, split), f"predict {entry.name} {split}")
+
+    def score_cmd(self, name: str) -> list[str]:
+        s = self.c.score
+        args = ["score", self.run_dir(name) / "predictions" / "all.jsonl", "--data", self.data,
+                "--out", self.run_dir(name) / "score", "--bootstrap", s.bootstrap, "--quiet"]
+        if s.render:
+            args += ["--render", "--workers", s.workers, "--render-device", s.render_device]
+        return self.igbench(*args)
+
+    def step_score(self) -> None:
+        for entry in self.c.models:
+            merged = self.run_dir(entry.name) / "predictions" / "all.jsonl"
+            if not self.dry_run:
+                lines = []
+                for split in self.c.eval_splits:
+                    lines += [l for l in self.predictions(entry.name, split).read_text().splitlines() if l.strip()]
+                merged.write_text("\n".join(lines) + "\n")
+            self.sh(self.score_cmd(entry.name), f"score {entry.name}")
+            if not self.dry_run:
+                self.write_result(entry.name, entry)
+
+    def write_result(self, name: str, entry: ModelEntry) -> None:
+        import shutil
+
+        out = self.results / name / self.c.task
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.run_dir(name) / "score" / "scores.json", out / "scores.json")
+        run = self.run_dir(name)
+        config_text = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
+        row = {"model": name, "scale": self.scale,
+               "commands": [shlex.join(self.train_cmd(entry))]
+               + [shlex.join(self.predict_cmd(name, s)) for s in self.c.eval_splits] + [shlex.join(self.score_cmd(name))],
+               "config": config_text, "data": self.fingerprints()}
+        (out / "row.json").write_text(json.dumps(row, indent=2) + "\n")
+
+    def fingerprints(self) -> dict:
+        out = {}
+        for split in self.c.splits:
+            folder = self.task_dir / split
+            if any((folder / "data").glob("*.parquet")):
+                out[split] = common.data_fingerprint(folder)
+        return out
+
+    def refine_name(self, entry: RefineEntry) -> str:
+        return f"{entry.name}+{entry.base}"
+
+    def step_refine(self) -> None:
+        for entry in self.c.refine:
+            run = self.run_dir(entry.name)
+            if not (run / "run.yaml").exists():
+                args = ["train", "--model", entry.name, "--data", self.task_dir, "--output", run, "--quiet"]
+                if entry.config:
+                    args += ["--config", entry.config]
+                self.sh(self.igbench(*args), f"train {entry.name}")
+            name = self.refine_name(entry)
+            commands = []
+            for split in self.c.eval_splits:
+                out = self.run_dir(name) / "predictions" / f"{split}.jsonl"
+                args = ["predict", "--checkpoint", run, "--data", self.task_dir, "--split", split, "--out", out, "--quiet"]
+                if entry.limit is not None:
+                    args += ["--limit", entry.limit]
+                cmd = self.igbench(*args, f"predict.base={self.predictions(entry.base, split)}", *entry.overrides)
+                commands.append(shlex.join(cmd))
+                self.sh(cmd, f"refine {entry.base} {split}")
+            if not self.dry_run:
+                self.score_refined(entry, name, commands)
+
+    def score_refined(self, entry: RefineEntry, name: str, commands: list[str]) -> None:
+        """Scores of the refined samples and of the base's predictions for the same samples."""
+        import dataclasses
+
+        from igbench.score import score_predictions
+        from igbench.score.reference import load_reference
+
+        refined, base, stats = [], [], {}
+        for split in self.c.eval_splits:
+            lines = [json.loads(l) for l in (self.run_dir(name) / "predictions" / f"{split}.jsonl").read_text().splitlines() if l.strip()]
+            by_id = {json.loads(l)["id"]: json.loads(l) for l in self.predictions(entry.base, split).read_text().splitlines() if l.strip()}
+            refined += lines
+            base += [by_id[r["id"]] for r in lines if r["id"] in by_id]
+            done = [r for r in lines if r.get("renders")]
+            stats[f"{self.c.task}/{split}"] = {
+                "n": len(lines), "renders_mean": _mean([r["renders"] for r in lines]),
+                "seconds_mean": _mean([r.get("seconds", 0.0) for r in lines]),
+                "image_loss_before": _mean([r["loss_before"] for r in done if r.get("loss_before") is not None]),
+                "image_loss_after": _mean([r["loss_after"] for r in done if r.get("loss_after") is not None]),
+                "kept_base": sum(1 for r in lines if r.get("kept")),
+            }
+        ids = [r["id"] for r in refined]
+        refs = load_reference(ids, self.data)
+        subset = {k: dataclasses.replace(ref, rows={i: ref.rows[i] for i in ids if i in ref.rows}) for k, ref in refs.items()}
+        opts = {"bootstrap": self.c.score.bootstrap, "progress": False}
+        after = score_predictions(refined, subset, **opts)
+        before = score_predictions(base, subset, **opts)
+        out = self.results / name / self.c.task
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "scores.json").write_text(json.dumps(after, indent=2) + "\n")
+        (out / "base_scores.json").write_text(json.dumps(before, indent=2) + "\n")
+        run = self.run_dir(entry.name)
+        row = {"model": name, "scale": self.scale, "base": entry.base, "limit": entry.limit, "commands": commands,
+               "config": (run / "config.yaml").read_text(), "data": self.fingerprints(), "refine": stats,
+               "note": "scored on the refined samples only (the first `limit` of each split); base_scores.json "
+                       "scores the base model's predictions of the same samples"}
+        (out / "row.json").write_text(json.dumps(row, indent=2) + "\n")
+
+    # ------------------------------------------------------------------------------------------ table
+
+    def step_table(self) -> None:
+        from igbench.baselines.table import write_table
+
+        if self.dry_run:
+            return
+        path = write_table(self.c, self.scale, self.results, self.fingerprints(),
+                           [shlex.join(self.render_cmd(s, int(n))) for s, n in self.c.splits.items()])
+        print(f"igbench bench: wrote {path}")
+
+    def run(self, only: list[str]) -> None:
+        for step in STEPS:
+            if not only or step in only:
+                getattr(self, f"step_{step}")()
+
+
+def _mean(values) -> Optional[float]:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m igbench.baselines.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="small", help="small | paper | a YAML path (default: small)")
+    parser.add_argument("--only", default="", help=f"comma-separated steps to run: {', '.join(STEPS)} (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. splits.train=200 results=results/try")
+    args = parser.parse_args(argv)
+    try:
+        only = [s.strip() for s in args.only.split(",") if s.strip()]
+        bad = [s for s in only if s not in STEPS]
+        if bad:
+            raise UserError(f"unknown step '{bad[0]}'; steps: {', '.join(STEPS)}")
+        config = load_bench_config(args.scale, args.overrides)
+        tick = time.perf_counter()
+        Bench(config, args.scale, args.dry_run).run(only)
+        print(f"igbench bench: done in {(time.perf_counter() - tick) / 60:.1f} min")
+    except UserError as err:
+        print(f"igbench: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

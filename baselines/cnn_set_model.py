@@ -1,0 +1,346 @@
+"""The cnn-set network, its Hungarian-matched loss, training loop and prediction (torch; imported lazily).
+
+Run folder: config.yaml, run.yaml, metrics.jsonl (one line per logged step), checkpoint.pt (model,
+optimizer and step, for --resume), model.safetensors (the final weights).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from igbench.baselines import common
+from igbench.baselines.cnn_set import NAME, CnnSetConfig
+from igbench.errors import UserError
+
+WEIGHTS = "model.safetensors"
+CHECKPOINT = "checkpoint.pt"
+
+
+# ------------------------------------------------------------------------------------------ the network
+
+
+class Layout:
+    """Where each quantity sits in a slot's output vector, for a task."""
+
+    def __init__(self, task):
+        self.attrs = {name: list(decl.values) for name, decl in task.categorical.items()}
+        self.periods = {shape: math.radians(deg) for shape, deg in (task.spec.get("rotation_period_deg") or {}).items()}
+        self.has_rotation = "rotation" in task.numeric
+        offset = 1  # existence logit first
+        self.slices = {}
+        for name, values in self.attrs.items():
+            self.slices[name] = slice(offset, offset + len(values))
+            offset += len(values)
+        self.slices["loc"] = slice(offset, offset + 3)
+        offset += 3
+        self.slices["rot"] = slice(offset, offset + 2)
+        self.size = offset + 2
+
+
+class CnnSet(nn.Module):
+    def __init__(self, config: CnnSetConfig, layout: Layout):
+        super().__init__()
+        m = config.model
+        self.config, self.layout = m, layout
+        blocks, c_in = [], 3 + (2 if m.coord_channels else 0)
+        for c_out in m.channels:
+            blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.ReLU(inplace=True)]
+            for _ in range(m.convs_per_block - 1):
+                blocks += [nn.Conv2d(c_out, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.ReLU(inplace=True)]
+            c_in = c_out
+        self.encoder = nn.Sequential(*blocks)
+        h, w = m.height, m.width
+        for _ in m.channels:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c_in * h * w, m.hidden), nn.ReLU(inplace=True),
+                                  nn.Linear(m.hidden, m.slots * layout.size))
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, m.height), torch.linspace(-1, 1, m.width), indexing="ij")
+        self.register_buffer("coords", torch.stack([xs, ys])[None], persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, H, W) in [0, 1] -> (B, K, slot vector)."""
+        x = images - 0.5
+        if self.config.coord_channels:
+            x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
+        flat, first, relu, last = self.head
+        p = self.config.dropout
+        hidden = relu(first(F.dropout(flat(self.encoder(x)), p, self.training)))
+        return last(F.dropout(hidden, p, self.training)).view(x.shape[0], self.config.slots, self.layout.size)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def encode_images(rows: list[dict], width: int, height: int) -> torch.Tensor:
+    from PIL import Image
+
+    out = np.empty((len(rows), height, width, 3), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        image = row["image"]
+        data = image["bytes"] if isinstance(image, dict) else image
+        with Image.open(io.BytesIO(data)) as img:
+            img = img.convert("RGB")
+            if img.size != (width, height):
+                img = img.resize((width, height), Image.BILINEAR)
+            out[i] = np.asarray(img)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, H, W)
+
+
+def encode_targets(rows: list[dict], layout: Layout, loc_scale: float, slots: int) -> list[dict]:
+    targets = []
+    for row in rows:
+        objects = row["objects"]
+        if len(objects) > slots:
+            raise UserError(f"{row['id']} has {len(objects)} objects, more than model.slots={slots}")
+        attrs = {name: torch.tensor([values.index(o[name]) for o in objects], dtype=torch.long)
+                 for name, values in layout.attrs.items()}
+        loc = torch.tensor([list(o["loc"]) for o in objects], dtype=torch.float32).reshape(-1, 3) / loc_scale
+        rot = torch.zeros(len(objects), 2)
+        rot_mask = torch.zeros(len(objects), dtype=torch.bool)
+        for k, o in enumerate(objects):
+            period = layout.periods.get(o.get("shape"))
+            if period and o.get("has_rotation", True) and o.get("rotation") is not None:
+                angle = float(o["rotation"][0]) * 2 * math.pi / period
+                rot[k] = torch.tensor([math.sin(angle), math.cos(angle)])
+                rot_mask[k] = True
+        targets.append({"attrs": attrs, "loc": loc, "rot": rot, "rot_mask": rot_mask, "n": len(objects)})
+    return targets
+
+
+# ---------------------------------------------------------------------------------------------- loss
+
+
+def match(logp: dict, exist_logp: np.ndarray, loc: np.ndarray, target: dict, layout: Layout, loss_cfg):
+    """Hungarian matching of one image's K slots to its n objects: (slot indices, object indices).
+    logp: attribute name -> (K, C) log-probabilities; exist_logp (K,); loc (K, 3); numpy arrays."""
+    from scipy.optimize import linear_sum_assignment
+
+    n = target["n"]
+    if n == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    cost = -loss_cfg.exist * np.repeat(exist_logp[:, None], n, axis=1)
+    for name in layout.attrs:
+        cost = cost - loss_cfg.attrs * logp[name][:, target["attrs_np"][name]]
+    cost = cost + loss_cfg.loc * np.abs(loc[:, None, :] - target["loc_np"][None]).sum(-1)
+    return linear_sum_assignment(cost)
+
+
+def set_loss(outputs: torch.Tensor, targets: list[dict], layout: Layout, loss_cfg) -> tuple[torch.Tensor, dict]:
+    """DETR-style loss of a batch (B, K, D): match, then BCE on existence for every slot, CE on attributes,
+    L1 on position and MSE on the normalised yaw (sin, cos) for the matched slots (means over matches)."""
+    B, K, _ = outputs.shape
+    logp = {name: F.log_softmax(outputs[..., layout.slices[name]], dim=-1) for name in layout.attrs}
+    with torch.no_grad():
+        logp_np = {name: v.numpy() for name, v in logp.items()}
+        exist_np = F.logsigmoid(outputs[..., 0]).numpy()
+        loc_np = outputs[..., layout.slices["loc"]].numpy()
+    b_idx, s_idx, tgt_attrs, tgt_loc, tgt_rot, tgt_mask = [], [], {n: [] for n in layout.attrs}, [], [], []
+    for b, target in enumerate(targets):
+        if "attrs_np" not in target:
+            target["attrs_np"] = {n: v.numpy() for n, v in target["attrs"].items()}
+            target["loc_np"] = target["loc"].numpy()
+        slots, objs = match({n: v[b] for n, v in logp_np.items()}, exist_np[b], loc_np[b], target, layout, loss_cfg)
+        if len(slots) == 0:
+            continue
+        o = torch.as_tensor(objs)
+        b_idx.append(torch.full((len(slots),), b))
+        s_idx.append(torch.as_tensor(slots))
+        for name in layout.attrs:
+            tgt_attrs[name].append(target["attrs"][name][o])
+        tgt_loc.append(target["loc"][o])
+        tgt_rot.append(target["rot"][o])
+        tgt_mask.append(target["rot_mask"][o])
+    exist_target = torch.zeros(B, K)
+    zero = outputs.sum() * 0
+    attrs = loc = rot = zero
+    if b_idx:
+        bi, si = torch.cat(b_idx), torch.cat(s_idx)
+        exist_target[bi, si] = 1.0
+        matched = outputs[bi, si]
+        attrs = sum(F.nll_loss(logp[name][bi, si], torch.cat(tgt_attrs[name])) for name in layout.attrs)
+        loc = F.l1_loss(matched[:, layout.slices["loc"]], torch.cat(tgt_loc), reduction="none").sum(-1).mean()
+        mask = torch.cat(tgt_mask)
+        if mask.any():
+            pred_rot = F.normalize(matched[mask][:, layout.slices["rot"]], dim=-1, eps=1e-6)
+            rot = F.mse_loss(pred_rot, torch.cat(tgt_rot)[mask], reduction="none").sum(-1).mean()
+    weights = torch.where(exist_target > 0, 1.0, loss_cfg.empty_weight)
+    exist = F.binary_cross_entropy_with_logits(outputs[..., 0], exist_target, weight=weights, reduction="sum") / B
+    total = loss_cfg.exist * exist + loss_cfg.attrs * attrs + loss_cfg.loc * loc + loss_cfg.rotation * rot
+    parts = {k: float(v.detach()) for k, v in (("exist", exist), ("attrs", attrs), ("loc", loc), ("rot", rot))}
+    return total, parts
+
+
+# ---------------------------------------------------------------------------------------------- decode
+
+
+def decode(outputs: torch.Tensor, layout: Layout, config: CnnSetConfig, task) -> list:
+    from igbench.program import Obj, Program
+
+    programs = []
+    probs = torch.sigmoid(outputs[..., 0])
+    for b in range(outputs.shape[0]):
+        objects = []
+        for k in range(outputs.shape[1]):
+            if probs[b, k] <= config.predict.threshold:
+                continue
+            slot = outputs[b, k]
+            attrs = {name: values[int(slot[layout.slices[name]].argmax())] for name, values in layout.attrs.items()}
+            loc = (slot[layout.slices["loc"]] * config.model.loc_scale).tolist()
+            numbers = {"loc": tuple(float(v) for v in loc)}
+            period = layout.periods.get(attrs.get("shape"))
+            if period and layout.has_rotation:
+                s, c = slot[layout.slices["rot"]].tolist()
+                numbers["rotation"] = (math.atan2(s, c) * period / (2 * math.pi),)
+            objects.append((float(probs[b, k]), Obj(attrs, numbers)))
+        programs.append(Program([obj for _, obj in objects]))
+    return programs
+
+
+# ---------------------------------------------------------------------------------------------- train
+
+
+def _threads(n: int) -> None:
+    if n > 0:
+        torch.set_num_threads(n)
+
+
+def train(config: CnnSetConfig, data, output, resume: bool = False, progress: bool = True) -> dict:
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    tc = config.train
+    if tc.steps < 1 or tc.batch_size < 1:
+        raise UserError("train.steps and train.batch_size must be at least 1")
+    output = Path(output)
+    task, rows, folder = common.load_rows(data, tc.train_split, columns=["id", "task", "image", "objects"])
+    if resume and (output / "config.yaml").exists():
+        _check_resume(output, config)
+    common.start_run(output, NAME, config, task.name, data, resume, {"train_fingerprint": common.data_fingerprint(folder)})
+    _threads(tc.threads)
+    torch.manual_seed(tc.seed)
+    layout = Layout(task)
+    model = CnnSet(config, layout)
+    images = encode_images(rows, config.model.width, config.model.height)
+    targets = encode_targets(rows, layout, config.model.loc_scale, config.model.slots)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+
+    def lr_at(step):  # linear warmup, cosine decay to 0
+        if step < tc.warmup_steps:
+            return (step + 1) / tc.warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    step = 0
+    generator = torch.Generator().manual_seed(tc.seed)
+    if resume and (output / CHECKPOINT).exists():
+        state = torch.load(output / CHECKPOINT, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        step = state["step"]
+    n = len(rows)
+    print(f"igbench: cnn-set: {n} training images, {sum(p.numel() for p in model.parameters()):,} parameters, "
+          f"{tc.steps} steps of batch {tc.batch_size}") if progress else None
+    bar = tqdm(total=tc.steps, initial=step, desc="train cnn-set", disable=not progress, dynamic_ncols=True)
+    order, cursor = torch.randperm(n, generator=generator), 0
+    window, t0, last = [], time.perf_counter(), {}
+    model.train()
+    while step < tc.steps:
+        if cursor + tc.batch_size > n and cursor > 0:
+            order, cursor = torch.randperm(n, generator=generator), 0
+        idx = order[cursor:cursor + tc.batch_size]
+        cursor += tc.batch_size
+        batch = images[idx].float() / 255.0
+        outputs = model(batch)
+        loss, parts = set_loss(outputs, [targets[i] for i in idx.tolist()], layout, config.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        bar.update(1)
+        window.append({"loss": float(loss.detach()), **parts})
+        if step % tc.log_every == 0 or step == tc.steps:
+            last = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+            last.update(step=step, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - t0)
+            with open(output / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(last) + "\n")
+            bar.set_postfix(loss=f"{last['loss']:.3f}")
+            window = []
+        if step % tc.save_every == 0 and step < tc.steps:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "step": step},
+                       output / (CHECKPOINT + ".tmp"))
+            (output / (CHECKPOINT + ".tmp")).replace(output / CHECKPOINT)
+    bar.close()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(output / WEIGHTS))
+    return {"step": step, "loss": last.get("loss")}
+
+
+def _check_resume(output: Path, config: CnnSetConfig) -> None:
+    import yaml
+
+    from igbench.config import to_dict
+
+    before = yaml.safe_load((output / "config.yaml").read_text()) or {}
+    now = to_dict(config)
+    for section in ("model", "loss", "train"):
+        keep = {k: v for k, v in (before.get(section) or {}).items() if k not in ("log_every", "save_every", "threads")}
+        if keep != {k: v for k, v in now[section].items() if k in keep}:
+            raise UserError(f"--resume with a different '{section}' config than {output / 'config.yaml'}")
+
+
+# ---------------------------------------------------------------------------------------------- predict
+
+
+def load_model(checkpoint) -> tuple:
+    from safetensors.torch import load_file
+
+    from igbench.task import load_task
+
+    run, config, info = common.open_run(checkpoint, NAME, CnnSetConfig)
+    if not (run / WEIGHTS).exists():
+        raise UserError(f"{run} holds no trained weights ({WEIGHTS}); finish training it first")
+    task = load_task(info.get("task", "clevr"))
+    layout = Layout(task)
+    model = CnnSet(config, layout)
+    model.load_state_dict(load_file(str(run / WEIGHTS)))
+    return model.eval(), config, layout, task
+
+
+def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides=(), progress=True) -> dict:
+    from tqdm.auto import tqdm
+
+    from igbench.program import format_program
+
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    _, config, info = common.open_run(checkpoint, NAME, CnnSetConfig, overrides)
+    model, _, layout, task = load_model(checkpoint)
+    data_task, rows, _ = common.load_rows(data, split, columns=["id", "task", "image"])
+    common.check_task(info, data_task, data)
+    todo, skipped = common.todo_rows(rows, Path(out), limit)
+    size = batch_size or config.predict.batch_size
+    _threads(config.train.threads)
+    written = 0
+    with torch.no_grad(), tqdm(total=len(todo), desc=f"predict {split}", disable=not progress, unit="img") as bar:
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            images = encode_images(chunk, config.model.width, config.model.height).float() / 255.0
+            programs = decode(model(images), layout, config, task)
+            common.append_predictions(Path(out), [
+                {"id": r["id"], "program": format_program(p, task, precision=config.predict.precision)}
+                for r, p in zip(chunk, programs)])
+            written += len(chunk)
+            bar.update(len(chunk))
+    return {"written": written, "skipped": skipped, "out": str(out)}

@@ -1,0 +1,195 @@
+"""results/README.md and results/benchmark.png from results/<model>/<task>/{scores.json,row.json}."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from pathlib import Path
+
+# (label, key in a split's results, format): the headline table, one ID and one OOD column each
+COLUMNS = [
+    ("F1@0.5 ↑", "f1@0.5", "{:.3f}"),
+    ("count acc ↑", "count_acc", "{:.3f}"),
+    ("color acc ↑", "attr_acc.color", "{:.3f}"),
+    ("loc L2 ↓", "loc_l2_mean", "{:.3f}"),
+    ("PSNR ↑", "psnr", "{:.2f}"),
+]
+# the second table: `ID / OOD` in one cell
+MORE = [
+    ("parse rate", "parse_rate", "{:.3f}"),
+    ("AP@0.5", "ap@0.5", "{:.3f}"),
+    ("F1@0.25", "f1@0.25", "{:.3f}"),
+    ("shape acc", "attr_acc.shape", "{:.3f}"),
+    ("material acc", "attr_acc.material", "{:.3f}"),
+    ("size acc", "attr_acc.size", "{:.3f}"),
+    ("yaw err °", "rot_err_deg_mean", "{:.1f}"),
+    ("SSIM", "ssim", "{:.3f}"),
+    ("LPIPS", "lpips", "{:.3f}"),
+    ("mask IoU", "mask_iou", "{:.3f}"),
+]
+
+
+def value(result: dict, key: str):
+    if key in result:
+        return result[key]
+    node = result
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def fmt(v, spec: str) -> str:
+    return "–" if v is None else spec.format(v)
+
+
+def write_table(config, scale: str, results: Path, fingerprints: dict, render_commands: list[str]) -> Path:
+    results = Path(results)
+    task = config.task
+    id_split, ood_split = (config.eval_splits + [None, None])[:2]
+    rows = []
+    for entry in config.models:
+        folder = results / entry.name / task
+        if (folder / "scores.json").exists():
+            rows.append((entry.name, json.loads((folder / "scores.json").read_text()),
+                         json.loads((folder / "row.json").read_text()) if (folder / "row.json").exists() else {}))
+    lines = [f"# igbench benchmark: {task}, scale `{scale}`", ""]
+    lines += [f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by "
+              f"`make benchmark scale={scale}` (`python -m igbench.baselines.benchmark --scale {scale}`) on "
+              f"{platform.machine()} with {_cpu_count()} CPU cores.", ""]
+    splits = ", ".join(f"{s} {n}" for s, n in config.splits.items())
+    lines += [f"**Data**: {splits} images at {config.render.resolution}, {config.render.samples} Cycles samples "
+              f"(denoised), seed {config.render.seed}. `{id_split}` is in distribution (CoGenT condition A, as train); "
+              f"`{ood_split}` is out of distribution (condition B: cube and cylinder colours swapped).", ""]
+    lines += ["Fingerprints (sha256 over shard names and contents):", ""]
+    lines += [f"- `{s}`: `{fp}`" for s, fp in fingerprints.items()] + [""]
+    if render_commands:
+        lines += ["Rendered with:", "", "```"] + render_commands + ["```", ""]
+    lines += ["## Models: ID | OOD", "",
+              "Every metric has an ID and an OOD column. Parameter metrics as in docs/metrics.md (Hungarian matching on 3-D position; "
+              "F1 and AP need all four attributes right and the position within 0.5); PSNR and mask IoU re-render "
+              "each predicted program with the reference's camera, lights, seed and settings.", ""]
+    header = "| model | " + " | ".join(f"{label} ID | {label} OOD" for label, _, _ in COLUMNS) + " |"
+    lines += [header, "|---|" + "--:|" * (2 * len(COLUMNS))]
+    for name, scores, _ in rows:
+        res = scores.get("results", {})
+        a, b = res.get(f"{task}/{id_split}", {}), res.get(f"{task}/{ood_split}", {})
+        cells = [f"{fmt(value(a, key), spec)} | {fmt(value(b, key), spec)}" for _, key, spec in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"More metrics, `ID / OOD` ({id_split}: n = {_n(rows, task, id_split)}, {ood_split}: "
+              f"n = {_n(rows, task, ood_split)}):", ""]
+    lines += ["| model | " + " | ".join(label for label, _, _ in MORE) + " |", "|---|" + "--:|" * len(MORE)]
+    for name, scores, _ in rows:
+        res = scores.get("results", {})
+        a, b = res.get(f"{task}/{id_split}", {}), res.get(f"{task}/{ood_split}", {})
+        lines.append(f"| {name} | " + " | ".join(f"{fmt(value(a, k), spec)} / {fmt(value(b, k), spec)}"
+                                               for _, k, spec in MORE) + " |")
+    lines.append("")
+    oracle = next((r[1]["results"] for r in rows if r[0] == "oracle"), {})
+    floor = [v.get("psnr") for v in oracle.values() if v.get("psnr") is not None]
+    if floor and min(floor) < 40:
+        lines += [f"**Warning**: the oracle re-renders to only {min(floor):.1f} dB PSNR. Re-rendering the reference "
+                  "program with the same settings and seed reproduces the reference (≈ 90 dB) unless the executor "
+                  "changed after the data was rendered: the image metrics of every row carry that offset (parameter "
+                  "metrics do not). Render the data again with this igbench version for consistent image metrics.", ""]
+    refine_rows = _refine_section(config, results, task, id_split, ood_split)
+    lines += refine_rows
+    lines += ["## Provenance", "",
+              "Every row's exact commands, resolved config and data fingerprints are in "
+              "`results/<model>/<task>/row.json`; its scores (with 95% bootstrap intervals and failure counts) "
+              "in `scores.json`.", ""]
+    for name, scores, row in rows:
+        lines.append(f"### {name}")
+        lines.append("")
+        lines.append("```")
+        lines += row.get("commands", [])
+        lines.append("```")
+        config_text = row.get("config", "").strip()
+        if config_text:
+            lines += ["<details><summary>config</summary>", "", "```yaml", config_text, "```", "", "</details>"]
+        lines.append(f"predictions sha256 `{scores.get('predictions_sha256')}`, reference fingerprint "
+                     f"`{scores.get('reference', {}).get('fingerprint')}`, igbench {scores.get('igbench_version')} "
+                     f"({scores.get('git')})")
+        lines.append("")
+    path = results / "README.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot = _plot(rows, task, id_split, ood_split, results / "benchmark.png")
+    if plot:
+        lines.insert(lines.index("## Models: ID | OOD"), "![ID vs OOD](benchmark.png)\n")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _n(rows, task, split):
+    return next((r[1]["results"].get(f"{task}/{split}", {}).get("n") for r in rows), "–")
+
+
+def _refine_section(config, results: Path, task: str, id_split, ood_split) -> list[str]:
+    lines = []
+    for entry in config.refine:
+        folder = results / f"{entry.name}+{entry.base}" / task
+        if not (folder / "scores.json").exists():
+            continue
+        after = json.loads((folder / "scores.json").read_text())["results"]
+        before = json.loads((folder / "base_scores.json").read_text())["results"]
+        row = json.loads((folder / "row.json").read_text())
+        if not lines:
+            lines += ["## render-compare: refining predictions by re-rendering", "",
+                      "Scored on the refined samples only (the first `limit` of each split), against the base "
+                      "model's own predictions of the same samples. Cost: Blender renders per scene (budget "
+                      "included the render of the prediction as given and of the result) and wall-clock seconds "
+                      "per scene on this machine.", "",
+                      "| base | split | n | loc L2 before → after | F1@0.5 before → after | F1@0.25 before → after "
+                      "| yaw err ° before → after | image loss before → after | renders / scene | s / scene |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
+        for split in (id_split, ood_split):
+            key = f"{task}/{split}"
+            if key not in after:
+                continue
+            a, b, st = after[key], before[key], row["refine"].get(key, {})
+            pair = lambda k, spec: f"{fmt(value(b, k), spec)} → {fmt(value(a, k), spec)}"  # noqa: E731
+            lines.append(f"| {entry.base} | {split} | {a['n']} | {pair('loc_l2_mean', '{:.3f}')} | "
+                         f"{pair('f1@0.5', '{:.3f}')} | {pair('f1@0.25', '{:.3f}')} | {pair('rot_err_deg_mean', '{:.1f}')} | "
+                         f"{fmt(st.get('image_loss_before'), '{:.5f}')} → {fmt(st.get('image_loss_after'), '{:.5f}')} | "
+                         f"{fmt(st.get('renders_mean'), '{:.1f}')} | {fmt(st.get('seconds_mean'), '{:.1f}')} |")
+    if lines:
+        lines += ["", "Commands: see `results/render-compare+<base>/<task>/row.json`.", ""]
+    return lines
+
+
+def _plot(rows, task, id_split, ood_split, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    if not rows:
+        return False
+    import numpy as np
+
+    names = [r[0] for r in rows]
+    metrics = [("F1@0.5 (higher is better)", "f1@0.5"), ("color accuracy", "attr_acc.color"),
+               ("position error L2 (lower is better)", "loc_l2_mean")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2))
+    x = np.arange(len(names))
+    for ax, (title, key) in zip(axes, metrics):
+        for offset, split, colour in ((-0.2, id_split, "#4477aa"), (0.2, ood_split, "#ee6677")):
+            vals = [value(r[1]["results"].get(f"{task}/{split}", {}), key) for r in rows]
+            ax.bar(x + offset, [np.nan if v is None else v for v in vals], 0.4, label=f"{split}", color=colour)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(x, names, rotation=20, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 0

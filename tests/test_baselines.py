@@ -1,0 +1,223 @@
+"""Baselines (issue 6): oracle, prior, cnn-set, render-compare, and the benchmark driver.
+
+Real Blender, real datasets and real torch on the tiny CLEVR dataset the IG-LLM tests render (8 train and
+4 val scenes with 1-2 objects at 64x48, rendered once per session)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from igllm_support import cli, read_jsonl, tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tiny_dataset(tmp_path_factory)
+
+
+def scores_of(predictions, data, split, **options):
+    from igbench.score import score_predictions
+
+    return score_predictions(predictions, data.parent, bootstrap=0, **options)["results"][f"clevr/{split}"]
+
+
+def rows_of(data, split):
+    from igbench.baselines.common import load_rows
+
+    return load_rows(data, split)[1]
+
+
+# ------------------------------------------------------------------------------------------------ oracle
+
+
+def test_oracle_scores_perfectly_and_rerenders_to_the_noise_floor(data, tmp_path):
+    run, out = tmp_path / "oracle", tmp_path / "oracle.jsonl"
+    assert cli("train", "--model", "oracle", "--data", str(data), "--output", str(run), "--quiet") == 0
+    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "val", "--out", str(out), "--quiet") == 0
+    result = scores_of(str(out), data, "val", render=True, cache_dir=str(tmp_path / "cache"), workers=1)
+    assert result["parse_rate"] == 1.0 and result["count_acc"] == 1.0
+    assert all(v == 1.0 for v in result["attr_acc"].values())
+    assert result["f1@0.125"] == 1.0 and result["ap@0.125"] == 1.0
+    assert result["loc_l2_mean"] < 1e-5
+    assert result["mask_iou"] == 1.0 and result["psnr"] > 40  # same executor, camera, lights and seed
+
+
+# ------------------------------------------------------------------------------------------------- prior
+
+
+def obj(shape, color, x, y, z=0.35, pixel_x=None, material="rubber", size="small"):
+    o = {"shape": shape, "color": color, "material": material, "size": size, "loc": [x, y, z],
+         "rotation": [0.0], "has_rotation": False}
+    if pixel_x is not None:
+        o["pixel_coords"] = [pixel_x, 10.0, 5.0]
+    return o
+
+
+def test_prior_matches_a_hand_computation_on_a_toy_split():
+    from igbench.baselines.prior import fit_prior, prior_program
+    from igbench.program import format_program
+    from igbench.task import load_task
+
+    task = load_task("clevr")
+    scenes = [
+        # pixel x orders the objects left to right: (-1, 0) then (2, 1)
+        [obj("cube", "red", 2.0, 1.0, pixel_x=50), obj("sphere", "red", -1.0, 0.0, pixel_x=10)],
+        [obj("sphere", "blue", 0.0, 2.0, 0.7, pixel_x=5, size="large", material="metal"),
+         obj("sphere", "red", 1.0, -1.0, pixel_x=20), obj("cylinder", "gray", 3.0, 3.0, pixel_x=40)],
+        [obj("cube", "blue", -2.0, -2.0)],  # no pixel_coords: ordered by world x
+    ]
+    stats = fit_prior(scenes, task)
+    assert stats["mean_count"] == pytest.approx(2.0)  # (2 + 3 + 1) / 3
+    assert stats["count"] == 2
+    # shape: sphere 3, cube 2, cylinder 1; color: red 3; material: rubber 5; size: small 5
+    assert stats["attrs"] == {"shape": "sphere", "color": "red", "material": "rubber", "size": "small"}
+    # slot 1: (-1, 0, .35), (0, 2, .7), (-2, -2, .35); slot 2: (2, 1, .35), (1, -1, .35); slot 3: (3, 3, .35)
+    assert stats["slot_positions"][0] == pytest.approx([-1.0, 0.0, 1.4 / 3])
+    assert stats["slot_positions"][1] == pytest.approx([1.5, 0.0, 0.35])
+    assert stats["slot_positions"][2] == pytest.approx([3.0, 3.0, 0.35])
+    assert stats["slot_support"] == [3, 2, 1]
+    text = format_program(prior_program(stats, task), task)
+    assert text == ("add(shape='sphere', color='red', material='rubber', size='small', loc=(-1.000, +0.000, +0.467))\n"
+                    "add(shape='sphere', color='red', material='rubber', size='small', loc=(+1.500, +0.000, +0.350))")
+
+
+def test_prior_run_predicts_its_training_statistics_for_every_image(data, tmp_path):
+    from igbench.baselines.prior import fit_prior, prior_program
+    from igbench.program import format_program
+    from igbench.task import load_task
+
+    run, out = tmp_path / "prior", tmp_path / "prior.jsonl"
+    assert cli("train", "--model", "prior", "--data", str(data), "--output", str(run), "--quiet") == 0
+    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "val", "--out", str(out), "--quiet") == 0
+    task = load_task("clevr")
+    expected = format_program(prior_program(fit_prior([r["objects"] for r in rows_of(data, "train")], task), task), task)
+    lines = read_jsonl(out)
+    assert [line["id"] for line in lines] == [r["id"] for r in rows_of(data, "val")]
+    assert {line["program"] for line in lines} == {expected}
+    result = scores_of(str(out), data, "val")
+    assert result["parse_rate"] == 1.0  # a valid program; how good it is is the table's business
+
+
+# ----------------------------------------------------------------------------------------------- cnn-set
+
+
+def test_cnn_set_overfits_eight_scenes(data, tmp_path):
+    run, out = tmp_path / "cnn", tmp_path / "cnn.jsonl"
+    assert cli("train", "--model", "cnn-set", "--data", str(data), "--output", str(run), "--quiet",
+               "model.width=64", "model.height=48", "model.slots=4", "train.steps=400", "train.batch_size=8",
+               "train.lr=2e-3", "train.warmup_steps=20", "train.log_every=100") == 0
+    assert (run / "model.safetensors").exists() and (run / "run.yaml").exists()
+    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "train", "--out", str(out), "--quiet") == 0
+    result = scores_of(str(out), data, "train")
+    assert result["parse_rate"] == 1.0 and result["count_acc"] == 1.0
+    assert min(result["attr_acc"].values()) == 1.0
+    assert result["loc_l2_mean"] < 0.25
+    # resumable prediction: a second run writes nothing new
+    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "train", "--out", str(out), "--quiet") == 0
+    assert len(read_jsonl(out)) == 8
+
+
+def test_hungarian_loss_is_zero_for_a_perfect_set_and_ignores_slot_order():
+    import torch
+
+    from igbench.baselines.cnn_set import CnnSetConfig
+    from igbench.baselines.cnn_set_model import Layout, encode_targets, set_loss
+    from igbench.task import load_task
+
+    task = load_task("clevr")
+    layout = Layout(task)
+    objects = [obj("cube", "blue", 1.0, -2.0), obj("sphere", "red", -1.5, 0.5)]
+    objects[0].update(rotation=[0.3], has_rotation=True)
+    targets = encode_targets([{"id": "clevr/train/000000", "objects": objects}], layout, 3.0, 3)
+    out = torch.full((1, 3, layout.size), -30.0)
+    for slot, (k, o) in zip((2, 0), enumerate(objects)):  # objects in slots 2 and 0, slot 1 empty
+        out[0, slot, 0] = 30.0
+        for name, values in layout.attrs.items():
+            out[0, slot, layout.slices[name].start + values.index(o[name])] = 30.0
+        out[0, slot, layout.slices["loc"]] = torch.tensor(o["loc"]) / 3.0
+        out[0, slot, layout.slices["rot"]] = targets[0]["rot"][k]
+    loss, parts = set_loss(out, targets, layout, CnnSetConfig().loss)
+    assert float(loss) < 1e-6, parts
+
+
+# ---------------------------------------------------------------------------------------- render-compare
+
+
+def test_render_compare_reduces_the_position_error_of_perturbed_predictions(data, tmp_path):
+    from igbench.program import format_program
+    from igbench.scene import object_from_row
+    from igbench.program import Obj, Program
+    from igbench.task import load_task
+
+    task = load_task("clevr")
+    rows = rows_of(data, "val")[:2]
+    base = tmp_path / "perturbed.jsonl"
+    shifts = [(0.35, -0.25), (-0.3, 0.3)]
+    with open(base, "w") as f:
+        for row in rows:
+            objects = []
+            for k, o in enumerate(object_from_row(r, task) for r in row["objects"]):
+                dx, dy = shifts[k % 2]
+                x, y, z = o.loc
+                objects.append(Obj(o.attrs, {**o.numbers, "loc": (x + dx, y + dy, z)}))
+            f.write(json.dumps({"id": row["id"], "program": format_program(Program(objects), task)}) + "\n")
+    run, out = tmp_path / "rc", tmp_path / "refined.jsonl"
+    assert cli("train", "--model", "render-compare", "--data", str(data), "--output", str(run), "--quiet",
+               "refine.budget=30", "refine.step=0.2") == 0
+    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "val", "--out", str(out),
+               "--limit", "2", "--quiet", f"predict.base={base}") == 0
+    refined = read_jsonl(out)
+    assert [r["id"] for r in refined] == [r["id"] for r in rows]
+    assert all(2 <= r["renders"] <= 30 for r in refined)
+    assert all(r["loss_after"] < r["loss_before"] for r in refined)
+    ids = {r["id"] for r in rows}
+    from igbench.score.reference import load_reference
+    import dataclasses
+
+    ref = load_reference(sorted(ids), data.parent)
+    subset = {k: dataclasses.replace(v, rows={i: v.rows[i] for i in sorted(ids)}) for k, v in ref.items()}
+    from igbench.score import score_predictions
+
+    before = score_predictions(str(base), subset, bootstrap=0)["results"]["clevr/val"]
+    after = score_predictions(str(out), subset, bootstrap=0)["results"]["clevr/val"]
+    assert after["loc_l2_mean"] < 0.7 * before["loc_l2_mean"], (before["loc_l2_mean"], after["loc_l2_mean"])
+    assert after["count_acc"] == 1.0 and min(after["attr_acc"].values()) == 1.0  # only positions move
+
+
+def test_render_compare_without_base_predictions_is_a_one_line_error(data, tmp_path, capsys):
+    run = tmp_path / "rc"
+    assert cli("train", "--model", "render-compare", "--data", str(data), "--output", str(run), "--quiet") == 0
+    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "val", "--out",
+               str(tmp_path / "x.jsonl")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "predict.base" in err
+
+
+# -------------------------------------------------------------------------------------- driver and imports
+
+
+def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path, capsys):
+    from igbench.baselines.benchmark import main
+
+    paths = [f"results={tmp_path / 'r'}", f"runs={tmp_path / 'runs'}", f"data={tmp_path / 'data'}"]
+    assert main(["--dry-run", *paths]) == 0
+    text = capsys.readouterr().out
+    for needle in ("igbench render --task clevr --split ood --n 100", "igbench train --model cnn-set",
+                   f"igbench predict --checkpoint {tmp_path / 'runs' / 'render-compare'}", "igbench score"):
+        assert needle in text
+    assert not (tmp_path / "r").exists() and not (tmp_path / "runs").exists()  # a dry run writes nothing
+    assert main(["--scale", "paper", "--dry-run", *paths]) == 0
+    assert "--config igllm-7b" in capsys.readouterr().out
+    assert main(["--scale", "huge", "--dry-run"]) == 2
+    assert "unknown benchmark scale 'huge'" in capsys.readouterr().err
+
+
+def test_baselines_import_neither_torch_nor_bpy():
+    code = ("import igbench.models, igbench.baselines.oracle, igbench.baselines.prior, igbench.baselines.cnn_set, "
+            "igbench.baselines.render_compare, igbench.baselines.benchmark, igbench.baselines.table\n"
+            "import sys; print(' '.join(m for m in ('torch', 'bpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
