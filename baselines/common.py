@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from igbench.dataset import split_folder
 from igbench.errors import UserError
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
@@ -14,17 +15,6 @@ CONFIGS_DIR = Path(__file__).parent / "configs"
 def preset(name: str) -> str:
     """The path of a baseline preset (baselines/configs/NAME.yaml), as `igbench.config.load_config` takes it."""
     return str(CONFIGS_DIR / f"{name}.yaml")
-
-
-def split_folder(data: str | Path, split: str) -> Path:
-    """`data/<split>` (data is a task folder such as data/clevr) or the split folder itself."""
-    data = Path(data)
-    folder = data / split if (data / split).is_dir() else (data if data.name == split else None)
-    if folder is None or not folder.is_dir():
-        raise UserError(f"no split '{split}' in {data} (expected {data / split}/data/*.parquet)")
-    if not any((folder / "data").glob("*.parquet")):
-        raise UserError(f"{folder} holds no parquet shards (render it with `igbench render`)")
-    return folder
 
 
 def load_rows(data: str | Path, split: str, columns: list[str] | None = None):

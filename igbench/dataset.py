@@ -100,6 +100,17 @@ def write_shard(rows: list[dict], task: Task, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def split_folder(data: str | Path, split: str) -> Path:
+    """`data/<split>` (data is a task folder such as data/clevr) or the split folder itself."""
+    data = Path(data)
+    folder = data / split if (data / split).is_dir() else (data if data.name == split else None)
+    if folder is None or not folder.is_dir():
+        raise UserError(f"no split '{split}' in {data} (expected {data / split}/data/*.parquet)")
+    if not any((folder / "data").glob("*.parquet")):
+        raise UserError(f"{folder} holds no parquet shards (render it with `igbench render`)")
+    return folder
+
+
 def load_split(source: str | Path, split: str | None = None):
     """A split from a local folder or a Hub dataset repo, with `datasets.load_dataset`.
 

@@ -189,15 +189,10 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
 def load_rows(data: str | Path, split: str, task_name: str | None = None):
     """A split of a rendered dataset: `data/<split>` (data is the task folder, e.g. data/clevr) or the
     split folder itself."""
-    from igbench.dataset import load_split
+    from igbench.dataset import load_split, split_folder
     from igbench.task import load_task
 
-    data = Path(data)
-    folder = data / split if (data / split).is_dir() else (data if data.name == split else None)
-    if folder is None or not folder.is_dir():
-        raise UserError(f"no split '{split}' in {data} (expected {data / split}/data/*.parquet)")
-    if not any((folder / "data").glob("*.parquet")):
-        raise UserError(f"{folder} holds no parquet shards (render it with `igbench render`)")
+    folder = split_folder(data, split)
     try:
         rows = load_split(folder, split)
     except Exception as err:  # datasets raises many kinds for unreadable folders
