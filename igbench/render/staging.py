@@ -1,8 +1,7 @@
 """Finished samples waiting for their shard: `<index>.rgb.png`, `<index>.seg.png`, then `<index>.json`.
 
 The JSON is written last, so its presence means the sample is complete. Bpy-free: the parent process
-reads and clears staged samples without ever importing Blender (a parent that imported bpy would hand
-its Blender state to the workers it spawns).
+reads and clears staged samples without importing Blender, which only its workers need.
 """
 from __future__ import annotations
 
