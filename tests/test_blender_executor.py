@@ -1,5 +1,8 @@
 """The Blender executor, for real: a tiny Cycles render and an exact instance pass."""
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,9 +82,6 @@ def test_objects_are_replaced_between_scenes(session):
 
 
 def test_gpu_request_without_a_gpu_fails_clearly():
-    import subprocess
-    import sys
-
     code = (
         "from igbench.blender_scenes.session import BlenderSession\n"
         "from igbench.blender_scenes.settings import RenderSettings\n"
@@ -97,12 +97,23 @@ def test_gpu_request_without_a_gpu_fails_clearly():
     assert last == "GPU OK" or ("no OptiX or CUDA device" in last), last
 
 
-def test_a_re_render_is_byte_identical(session):
-    from igbench.blender_scenes.session import BlenderSession
-    from igbench.blender_scenes.settings import RenderSettings
-
-    scene = scene_at(64, 48)
-    first = session.render(scene).rgb_png
-    again = BlenderSession(TASK, RenderSettings(width=64, height=48, samples=4)).render(scene).rgb_png
-    assert first == again  # no render dates or timings in the file, and Cycles is seeded per sample
-    assert Image.open(io.BytesIO(first)).size == (64, 48)
+def test_a_re_render_is_byte_identical(tmp_path):
+    # In a fresh process: OpenImageDenoise keeps per-process state (its thread count), so renders made after
+    # other tests' sessions in this one may differ by a unit in a few pixels.
+    script = tmp_path / "rerender.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_blender_executor import TASK, PROGRAM, scene_at\n"
+        "from igbench.blender_scenes.session import BlenderSession\n"
+        "from igbench.blender_scenes.settings import RenderSettings\n"
+        "settings = RenderSettings(width=64, height=48, samples=4)\n"
+        "busy = BlenderSession(TASK, settings)\n"
+        "busy.render(scene_at(64, 48, PROGRAM.strip().splitlines()[0]))  # some history first\n"
+        "first = busy.render(scene_at(64, 48)).rgb_png\n"
+        "again = BlenderSession(TASK, settings).render(scene_at(64, 48)).rgb_png\n"
+        "print('RESULT', first == again, b'tEXt' in first, flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT")]
+    assert result == ["RESULT True False"], out.stdout[-500:] + out.stderr[-2000:]
