@@ -135,56 +135,12 @@ def machine_info() -> dict:
 # ------------------------------------------------------------------------------------------------ timing
 
 
-class _StageClock:
-    """Splits each Cycles render into sync (scene/BVH/device update), sampling (+ denoising) and writing,
-    from the timestamps of Blender's render handlers and Cycles' status messages."""
-
-    def __init__(self):
-        self.events: list[tuple[float, str, str]] = []
-        self._handlers = []
-
-    def __enter__(self):
-        import bpy
-
-        def make(kind):
-            @bpy.app.handlers.persistent
-            def handler(arg, *_):
-                name = arg if isinstance(arg, str) else getattr(arg, "name", "")
-                self.events.append((time.perf_counter(), kind, name))
-            return handler
-
-        for kind in ("render_init", "render_stats", "render_write", "render_complete"):
-            h = make(kind)
-            getattr(bpy.app.handlers, kind).append(h)
-            self._handlers.append((kind, h))
-        return self
-
-    def __exit__(self, *exc):
-        import bpy
-
-        for kind, h in self._handlers:
-            if h in getattr(bpy.app.handlers, kind):
-                getattr(bpy.app.handlers, kind).remove(h)
-
-    def split(self) -> dict:
-        """Seconds of the last Cycles ('rgb') render: sync, sampling, write (0 where a mark is missing)."""
-        start = next((t for t, kind, name in reversed(self.events) if kind == "render_init" and name == "rgb"), None)
-        if start is None:
-            return {}
-        after = [(t, kind, name) for t, kind, name in self.events if t >= start]
-        first_sample = next((t for t, kind, msg in after if kind == "render_stats" and "| Sample " in msg), None)
-        finished = next((t for t, kind, msg in after if kind == "render_stats" and msg.endswith("| Finished")), None)
-        written = next((t for t, kind, name in after if kind == "render_write"), None)
-        if first_sample is None or finished is None or written is None:
-            return {}
-        return {"sync": first_sample - start, "sampling": finished - first_sample, "write": written - finished}
-
-
 def _timed_run(task, split: str, seed: int, indices, settings: RenderSettings, label: str, progress: bool,
                keep_images: bool = True) -> dict:
     """Render `indices` in one fresh session (after a one-sample warm-up) and time every stage."""
     from tqdm import tqdm
 
+    from igbench.blender_scenes.timing import StageClock
     from igbench.render.sample import SampleRenderer
 
     indices = list(indices)
@@ -196,7 +152,7 @@ def _timed_run(task, split: str, seed: int, indices, settings: RenderSettings, l
     startup = time.perf_counter() - started
     per_image, images = [], []
     tick, cpu_tick = time.perf_counter(), time.process_time()
-    with _StageClock() as clock:
+    with StageClock() as clock:
         for index in tqdm(indices, desc=label, unit="img", disable=not progress, file=sys.stderr):
             t0 = time.perf_counter()
             with _blender_output_silenced():
