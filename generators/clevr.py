@@ -13,9 +13,8 @@ import math
 
 import numpy as np
 
-from igbench.errors import UserError
 from igbench.program import Obj, Program
-from igbench.generators.common import jittered_camera, jittered_lights
+from igbench.generators.common import jittered_camera, jittered_lights, place_with_retries
 from igbench.scene import Scene
 from igbench.task import Task
 
@@ -35,14 +34,10 @@ def sample(task: Task, split: str, index: int, seed: int) -> Scene:
     low, high = rules["num_objects"]
     count = int(rng.integers(low, high + 1))
     directions = list(camera.ground_directions().values())
-    for _ in range(rules["max_scene_tries"]):
-        program = _place_objects(task, rules, count, directions, rng)
-        if program is not None:
-            return Scene(task.name, split, index, seed, program, camera, lights)
-    raise UserError(
-        f"{task.name}/{split}: could not place {count} objects in {rules['max_scene_tries']} tries; "
-        "the split's rules (num_objects, xy_range, min_edge_gap, margin) leave no room"
-    )
+    program = place_with_retries(lambda: _place_objects(task, rules, count, directions, rng), rules["max_scene_tries"],
+                                 f"{task.name}/{split} ({count} objects)",
+                                 "the split's rules (num_objects, xy_range, min_edge_gap, margin) leave no room")
+    return Scene(task.name, split, index, seed, program, camera, lights)
 
 
 def _place_objects(task: Task, rules: dict, count: int, directions, rng) -> Program | None:

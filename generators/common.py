@@ -37,6 +37,15 @@ def jittered_lights(spec: dict, rng, names=("key", "fill", "back")) -> list[Ligh
     return lights
 
 
+def place_with_retries(place, tries: int, what: str, hint: str):
+    """The first layout `place()` manages (it returns None when an object does not fit) in `tries` tries."""
+    for _ in range(tries):
+        program = place()
+        if program is not None:
+            return program
+    raise UserError(f"{what}: could not place the objects in {tries} tries; {hint}")
+
+
 def uniform_rotation(rng) -> np.ndarray:
     """A rotation matrix drawn uniformly from SO(3) (normalised Gaussian quaternion)."""
     from scipy.spatial.transform import Rotation

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from igbench.errors import UserError
-from igbench.generators.common import jittered_lights, object_pool, shell_camera, uniform_rotation
+from igbench.generators.common import (jittered_lights, object_pool, place_with_retries, shell_camera,
+                                       uniform_rotation)
 from igbench.program import Obj, Program
 from igbench.rotations import from_matrix
 from igbench.scene import Scene
@@ -29,12 +29,9 @@ def sample(task: Task, split: str, index: int, seed: int) -> Scene:
     low, high = rules["num_objects"]
     count = int(rng.integers(low, high + 1))
     pool = object_pool(task, rules)
-    for _ in range(rules["max_scene_tries"]):
-        program = _place(task, rules, count, pool, rng)
-        if program is not None:
-            return Scene(task.name, split, index, seed, program, camera, lights)
-    raise UserError(f"{task.name}/{split}: could not place {count} objects in {rules['max_scene_tries']} tries; "
-                    "widen xy_range or lower num_objects")
+    program = place_with_retries(lambda: _place(task, rules, count, pool, rng), rules["max_scene_tries"],
+                                 f"{task.name}/{split} ({count} objects)", "widen xy_range or lower num_objects")
+    return Scene(task.name, split, index, seed, program, camera, lights)
 
 
 def _place(task: Task, rules: dict, count: int, pool: list[str], rng) -> Program | None:

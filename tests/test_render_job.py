@@ -76,6 +76,15 @@ def test_rerunning_a_finished_split_renders_nothing(two_workers):
     assert before == after
 
 
+def _start_and_wait(args, root: Path, shard_size: int, finished: int, **popen) -> subprocess.Popen:
+    """Start `igbench ARGS` and return once `finished` samples are done (or it exits, or 5 minutes pass)."""
+    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], **popen)
+    deadline = time.time() + 300
+    while _finished(root, shard_size) < finished and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    return proc
+
+
 def _finished(root: Path, shard_size: int) -> int:
     """Samples finished so far: staged ones plus those in (full) shards."""
     staged = len(list((root / "staging").glob("*.json")))
@@ -85,11 +94,8 @@ def _finished(root: Path, shard_size: int) -> int:
 def test_kill_9_of_the_parent_then_rerun_loses_and_duplicates_nothing(two_workers, tmp_path):
     args = ["render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--shard-size", "2", *TINY]
     root = tmp_path / "clevr" / "ood"
-    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while _finished(root, 2) < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    proc = _start_and_wait(args, root, 2, 3, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = _finished(root, 2)
@@ -116,11 +122,7 @@ def _children(pid: int) -> list[int]:
 def test_a_killed_worker_costs_only_a_retry(two_workers, tmp_path):
     args = ["render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"
-    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 300
-    while _finished(root, 4) < 1 and time.time() < deadline:
-        time.sleep(0.05)
+    proc = _start_and_wait(args, root, 4, 1, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers = [pid for pid in _children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
     assert workers, "no render worker found"
     for pid in workers:
@@ -179,11 +181,7 @@ def test_a_sample_that_keeps_failing_is_reported_by_id(tmp_path):
 def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(two_workers, tmp_path):
     args = ["render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"
-    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 300
-    while _finished(root, 4) < 2 and time.time() < deadline:
-        time.sleep(0.05)
+    proc = _start_and_wait(args, root, 4, 2, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
