@@ -52,10 +52,15 @@ class ScoreSection:
 @dataclass
 class ModelEntry:
     name: str = ""
+    label: Optional[str] = None  # the row's name and its run and results folders; default: name
     config: Optional[str] = None  # preset name or YAML path; null: the model's default
     overrides: list[str] = field(default_factory=list)
     launcher: list[str] = field(default_factory=list)  # e.g. [accelerate, launch, -m, igbench]; default: igbench
     predict_args: list[str] = field(default_factory=list)  # extra `igbench predict` arguments and predict.* overrides
+
+    @property
+    def row(self) -> str:
+        return self.label or self.name
 
 
 @dataclass
@@ -76,6 +81,7 @@ class BenchConfig:
     render: RenderSection = field(default_factory=RenderSection)
     splits: dict = field(default_factory=lambda: {"train": 500, "test": 100, "ood": 100})
     eval_splits: list[str] = field(default_factory=lambda: ["test", "ood"])
+    splits_note: str = ""  # the table's words on what makes the ID and OOD splits differ
     score: ScoreSection = field(default_factory=ScoreSection)
     models: list[ModelEntry] = field(default_factory=list)
     refine: list[RefineEntry] = field(default_factory=list)
@@ -91,10 +97,13 @@ def load_bench_config(scale: str, overrides=()) -> BenchConfig:
     config = load_config(BenchConfig, str(path), list(overrides))
     for entry in config.models:
         _check_model(entry.name)
+    rows = [m.row for m in config.models]
+    if len(set(rows)) < len(rows):
+        raise UserError("two benchmark models share a row name: give one a `label`")
     for entry in config.refine:
         _check_model(entry.name)
-        if entry.base not in [m.name for m in config.models]:
-            raise UserError(f"refine base '{entry.base}' is not one of the benchmark's models")
+        if entry.base not in rows:
+            raise UserError(f"refine base '{entry.base}' is not one of the benchmark's rows ({', '.join(rows)})")
     return config
 
 
@@ -162,21 +171,21 @@ class Bench:
         return self.runs / name
 
     def train_cmd(self, entry: ModelEntry) -> list[str]:
-        args = ["train", "--model", entry.name, "--data", self.task_dir, "--output", self.run_dir(entry.name), "--quiet"]
+        args = ["train", "--model", entry.name, "--data", self.task_dir, "--output", self.run_dir(entry.row), "--quiet"]
         if entry.config:
             args += ["--config", entry.config]
         return self.igbench(*args, *entry.overrides, launcher=entry.launcher)
 
     def step_train(self) -> None:
         for entry in self.c.models:
-            run = self.run_dir(entry.name)
+            run = self.run_dir(entry.row)
             if (run / "bench_trained").exists():
-                print(f"igbench bench: {entry.name} already trained ({run})")
+                print(f"igbench bench: {entry.row} already trained ({run})")
                 continue
             cmd = self.train_cmd(entry)
             if (run / "config.yaml").exists():
                 cmd.append("--resume")
-            self.sh(cmd, f"train {entry.name}")
+            self.sh(cmd, f"train {entry.row}")
             if not self.dry_run:
                 (run / "bench_trained").write_text(shlex.join(cmd) + "\n")
 
@@ -184,14 +193,14 @@ class Bench:
         return self.run_dir(name) / "predictions" / f"{split}.jsonl"
 
     def predict_cmd(self, name: str, split: str) -> list[str]:
-        extra = next((m.predict_args for m in self.c.models if m.name == name), [])
+        extra = next((m.predict_args for m in self.c.models if m.row == name), [])
         return self.igbench("predict", "--checkpoint", self.run_dir(name), "--data", self.task_dir, "--split", split,
                             "--out", self.predictions(name, split), "--quiet", *extra)
 
     def step_predict(self) -> None:
         for entry in self.c.models:
             for split in self.c.eval_splits:
-                self.sh(self.predict_cmd(entry.name, split), f"predict {entry.name} {split}")
+                self.sh(self.predict_cmd(entry.row, split), f"predict {entry.row} {split}")
 
     def score_cmd(self, name: str) -> list[str]:
         s = self.c.score
@@ -203,15 +212,15 @@ class Bench:
 
     def step_score(self) -> None:
         for entry in self.c.models:
-            merged = self.run_dir(entry.name) / "predictions" / "all.jsonl"
+            merged = self.run_dir(entry.row) / "predictions" / "all.jsonl"
             if not self.dry_run:
                 lines = []
                 for split in self.c.eval_splits:
-                    lines += [l for l in self.predictions(entry.name, split).read_text().splitlines() if l.strip()]
+                    lines += [l for l in self.predictions(entry.row, split).read_text().splitlines() if l.strip()]
                 merged.write_text("\n".join(lines) + "\n")
-            self.sh(self.score_cmd(entry.name), f"score {entry.name}")
+            self.sh(self.score_cmd(entry.row), f"score {entry.row}")
             if not self.dry_run:
-                self.write_result(entry.name, entry)
+                self.write_result(entry.row, entry)
 
     def write_result(self, name: str, entry: ModelEntry) -> None:
         import shutil
@@ -221,7 +230,7 @@ class Bench:
         shutil.copyfile(self.run_dir(name) / "score" / "scores.json", out / "scores.json")
         run = self.run_dir(name)
         config_text = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
-        row = {"model": name, "scale": self.scale,
+        row = {"row": name, "model": entry.name, "scale": self.scale,
                "commands": [shlex.join(self.train_cmd(entry))]
                + [shlex.join(self.predict_cmd(name, s)) for s in self.c.eval_splits] + [shlex.join(self.score_cmd(name))],
                "config": config_text, "data": self.fingerprints()}

@@ -7,7 +7,9 @@ Definitions (`fit_prior`, checked by hand in tests/test_baselines.py):
 - positions: objects of each training scene are ordered left to right as the camera sees them (pixel x
   from `pixel_coords`; world x if a row has none); slot k's position is the mean `loc` of the k-th object
   over the training scenes that have at least k objects; the prediction uses slots 1..N;
-- rotation: none (absent means 0, the middle of the cube's range).
+- rotation: CLEVR: none (absent means 0, the middle of the cube's range); pose tasks, where a rotation is
+  required: slot k's rotation is the chordal L2 mean of the k-th objects' world rotations (scipy's
+  `Rotation.mean`), written in the dataset's rotation representation.
 """
 from __future__ import annotations
 
@@ -57,16 +59,32 @@ def fit_prior(scenes: list[list[dict]], task) -> dict:
         tally = Counter(o[name] for s in scenes for o in s)
         attrs[name] = max(decl.values, key=lambda v: (tally[v], -decl.values.index(v)))
     width = max(counts, default=0)
-    sums = [[0.0, 0.0, 0.0] for _ in range(width)]
+    arity = task.numeric["loc"].arity  # (x, y, z); (x, y) on a 2-D canvas
+    sums = [[0.0] * arity for _ in range(width)]
     seen = [0] * width
     for scene in scenes:
         for k, obj in enumerate(sorted(scene, key=_left_to_right)):
-            for axis in range(3):
+            for axis in range(arity):
                 sums[k][axis] += float(obj["loc"][axis])
             seen[k] += 1
     positions = [[v / n for v in s] for s, n in zip(sums, seen)]
-    return {"n_scenes": len(scenes), "mean_count": mean_count, "count": count, "attrs": attrs,
-            "slot_positions": positions, "slot_support": seen}
+    stats = {"n_scenes": len(scenes), "mean_count": mean_count, "count": count, "attrs": attrs,
+             "slot_positions": positions, "slot_support": seen}
+    rotation = task.numeric.get("rotation")
+    if rotation is not None and rotation.required:
+        stats["slot_rotations"] = _mean_rotations(scenes, width)
+    return stats
+
+
+def _mean_rotations(scenes: list[list[dict]], width: int) -> list[list[list[float]]]:
+    """Per left-to-right slot, the mean of the objects' world rotation matrices (`R_world`)."""
+    from scipy.spatial.transform import Rotation
+
+    matrices = [[] for _ in range(width)]
+    for scene in scenes:
+        for k, obj in enumerate(sorted(scene, key=_left_to_right)):
+            matrices[k].append(obj["R_world"])
+    return [Rotation.from_matrix(m).mean().as_matrix().tolist() for m in matrices]
 
 
 def _left_to_right(obj: dict):
@@ -76,9 +94,14 @@ def _left_to_right(obj: dict):
 
 def prior_program(stats: dict, task):
     from igbench.program import Obj, Program
+    from igbench.rotations import from_matrix
 
-    objects = [Obj(dict(stats["attrs"]), {"loc": tuple(stats["slot_positions"][k])})
-               for k in range(min(stats["count"], len(stats["slot_positions"])))]
+    objects = []
+    for k in range(min(stats["count"], len(stats["slot_positions"]))):
+        numbers = {"loc": tuple(stats["slot_positions"][k])}
+        if "slot_rotations" in stats:
+            numbers["rotation"] = from_matrix(stats["slot_rotations"][k], task.rotation_rep)
+        objects.append(Obj(dict(stats["attrs"]), numbers))
     return Program(objects)
 
 

@@ -4,29 +4,56 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
-# (label, key in a split's results, format): the headline table, one ID and one OOD column each
-COLUMNS = [
-    ("F1@0.5 ↑", "f1@0.5", "{:.3f}"),
-    ("count acc ↑", "count_acc", "{:.3f}"),
-    ("color acc ↑", "attr_acc.color", "{:.3f}"),
-    ("loc L2 ↓", "loc_l2_mean", "{:.3f}"),
-    ("PSNR ↑", "psnr", "{:.2f}"),
-]
-# the second table: `ID / OOD` in one cell
-MORE = [
-    ("parse rate", "parse_rate", "{:.3f}"),
-    ("AP@0.5", "ap@0.5", "{:.3f}"),
-    ("F1@0.25", "f1@0.25", "{:.3f}"),
-    ("shape acc", "attr_acc.shape", "{:.3f}"),
-    ("material acc", "attr_acc.material", "{:.3f}"),
-    ("size acc", "attr_acc.size", "{:.3f}"),
-    ("yaw err °", "rot_err_deg_mean", "{:.1f}"),
-    ("SSIM", "ssim", "{:.3f}"),
-    ("LPIPS", "lpips", "{:.3f}"),
-    ("mask IoU", "mask_iou", "{:.3f}"),
-]
+from igbench.task import load_task
+
+@dataclass(frozen=True)
+class Layout:
+    """What the table shows for one kind of task. Columns are (label, key in a split's results, format)."""
+    headline: list       # one ID and one OOD column each
+    more: list           # the second table: `ID / OOD` in one cell
+    plot: list           # (title, key) panels of benchmark.png
+    matching: str        # how the parameter metrics match predictions to the reference
+
+
+IMAGE_MORE = [("SSIM", "ssim", "{:.3f}"), ("LPIPS", "lpips", "{:.3f}"), ("mask IoU", "mask_iou", "{:.3f}")]
+
+CLEVR = Layout(
+    headline=[("F1@0.5 ↑", "f1@0.5", "{:.3f}"), ("count acc ↑", "count_acc", "{:.3f}"),
+              ("color acc ↑", "attr_acc.color", "{:.3f}"), ("loc L2 ↓", "loc_l2_mean", "{:.3f}"),
+              ("PSNR ↑", "psnr", "{:.2f}")],
+    more=[("parse rate", "parse_rate", "{:.3f}"), ("AP@0.5", "ap@0.5", "{:.3f}"), ("F1@0.25", "f1@0.25", "{:.3f}"),
+          ("shape acc", "attr_acc.shape", "{:.3f}"), ("material acc", "attr_acc.material", "{:.3f}"),
+          ("size acc", "attr_acc.size", "{:.3f}"), ("yaw err °", "rot_err_deg_mean", "{:.1f}")] + IMAGE_MORE,
+    plot=[("F1@0.5 (higher is better)", "f1@0.5"), ("color accuracy", "attr_acc.color"),
+          ("position error L2 (lower is better)", "loc_l2_mean")],
+    matching="Hungarian matching on 3-D position; F1 and AP need all four attributes right and the position "
+             "within 0.5")
+
+DOT2D = Layout(
+    headline=[("parse rate ↑", "parse_rate", "{:.3f}"), ("pos err px ↓", "pos_err_px_mean", "{:.2f}"),
+              ("median px ↓", "pos_err_px_median", "{:.2f}"), ("PSNR ↑", "psnr", "{:.2f}")],
+    more=[("count acc", "count_acc", "{:.3f}"), ("pos err (canvas units)", "pos_err_mean", "{:.4f}")] + IMAGE_MORE,
+    plot=[("mean position error, px (lower is better)", "pos_err_px_mean"),
+          ("median position error, px (lower is better)", "pos_err_px_median")],
+    matching="Hungarian matching on 2-D position; errors in pixels of the rendered canvas")
+
+POSE = Layout(
+    headline=[("rot err ° ↓", "rot_err_deg_mean", "{:.1f}"), ("ADD(-S)@0.1d ↑", "add_adds_recall@0.1d", "{:.3f}"),
+              ("MSSD AR ↑", "mssd_ar", "{:.3f}"), ("MSPD AR ↑", "mspd_ar", "{:.3f}"), ("PSNR ↑", "psnr", "{:.2f}")],
+    more=[("parse rate", "parse_rate", "{:.3f}"), ("count acc", "count_acc", "{:.3f}"),
+          ("object acc", "attr_acc.object", "{:.3f}"), ("rot recall@10°", "rot_recall@10", "{:.3f}"),
+          ("trans err", "trans_err_mean", "{:.3f}")] + IMAGE_MORE,
+    plot=[("rotation error ° (lower is better)", "rot_err_deg_mean"), ("MSSD AR (higher is better)", "mssd_ar")],
+    matching="Hungarian matching on position; BOP's symmetry-aware pose errors")
+
+LAYOUTS = {"clevr": CLEVR, "dot2d": DOT2D, "so3": POSE, "six_dof": POSE}  # by the task's generator
+
+
+def layout_for(task: str) -> Layout:
+    return LAYOUTS[load_task(task).generator]
 
 
 def value(result: dict, key: str):
@@ -50,41 +77,43 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     id_split, ood_split = (config.eval_splits + [None, None])[:2]
     rows = []
     for entry in config.models:
-        folder = results / entry.name / task
+        folder = results / entry.row / task
         if (folder / "scores.json").exists():
-            rows.append((entry.name, json.loads((folder / "scores.json").read_text()),
+            rows.append((entry.row, json.loads((folder / "scores.json").read_text()),
                          json.loads((folder / "row.json").read_text()) if (folder / "row.json").exists() else {}))
     lines = [f"# igbench benchmark: {task}, scale `{scale}`", ""]
     lines += [f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by "
               f"`make benchmark scale={scale}` (`python -m igbench.baselines.benchmark --scale {scale}`) on "
               f"{platform.machine()} with {_cpu_count()} CPU cores.", ""]
+    layout, task_spec = layout_for(task), load_task(task)
     splits = ", ".join(f"{s} {n}" for s, n in config.splits.items())
-    lines += [f"**Data**: {splits} images at {config.render.resolution}, {config.render.samples} Cycles samples "
-              f"(denoised), seed {config.render.seed}. `{id_split}` is in distribution (CoGenT condition A, as train); "
-              f"`{ood_split}` is out of distribution (condition B: cube and cylinder colours swapped).", ""]
+    rendered = (f"{config.render.samples} Cycles samples (denoised)" if task_spec.renderer == "blender"
+                else f"drawn by igbench's {task_spec.renderer} renderer")
+    lines += [f"**Data**: {splits} images at {config.render.resolution}, {rendered}, seed {config.render.seed}. "
+              + config.splits_note.strip(), ""]
     lines += ["Fingerprints (sha256 over shard names and contents):", ""]
     lines += [f"- `{s}`: `{fp}`" for s, fp in fingerprints.items()] + [""]
     if render_commands:
         lines += ["Rendered with:", "", "```"] + render_commands + ["```", ""]
     lines += ["## Models: ID | OOD", "",
-              "Every metric has an ID and an OOD column. Parameter metrics as in docs/metrics.md (Hungarian matching on 3-D position; "
-              "F1 and AP need all four attributes right and the position within 0.5); PSNR and mask IoU re-render "
-              "each predicted program with the reference's camera, lights, seed and settings.", ""]
-    header = "| model | " + " | ".join(f"{label} ID | {label} OOD" for label, _, _ in COLUMNS) + " |"
-    lines += [header, "|---|" + "--:|" * (2 * len(COLUMNS))]
+              f"Every metric has an ID and an OOD column. Parameter metrics as in docs/metrics.md ({layout.matching}); "
+              "image metrics re-render each predicted program with the reference's camera, lights, seed and "
+              "settings.", ""]
+    header = "| model | " + " | ".join(f"{label} ID | {label} OOD" for label, _, _ in layout.headline) + " |"
+    lines += [header, "|---|" + "--:|" * (2 * len(layout.headline))]
     for name, scores, _ in rows:
         res = scores.get("results", {})
         a, b = res.get(f"{task}/{id_split}", {}), res.get(f"{task}/{ood_split}", {})
-        cells = [f"{fmt(value(a, key), spec)} | {fmt(value(b, key), spec)}" for _, key, spec in COLUMNS]
+        cells = [f"{fmt(value(a, key), spec)} | {fmt(value(b, key), spec)}" for _, key, spec in layout.headline]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", f"More metrics, `ID / OOD` ({id_split}: n = {_n(rows, task, id_split)}, {ood_split}: "
               f"n = {_n(rows, task, ood_split)}):", ""]
-    lines += ["| model | " + " | ".join(label for label, _, _ in MORE) + " |", "|---|" + "--:|" * len(MORE)]
+    lines += ["| model | " + " | ".join(label for label, _, _ in layout.more) + " |", "|---|" + "--:|" * len(layout.more)]
     for name, scores, _ in rows:
         res = scores.get("results", {})
         a, b = res.get(f"{task}/{id_split}", {}), res.get(f"{task}/{ood_split}", {})
         lines.append(f"| {name} | " + " | ".join(f"{fmt(value(a, k), spec)} / {fmt(value(b, k), spec)}"
-                                               for _, k, spec in MORE) + " |")
+                                               for _, k, spec in layout.more) + " |")
     lines.append("")
     oracle = next((r[1]["results"] for r in rows if r[0] == "oracle"), {})
     floor = [v.get("psnr") for v in oracle.values() if v.get("psnr") is not None]
@@ -114,7 +143,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
         lines.append("")
     path = results / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    plot = _plot(rows, task, id_split, ood_split, results / "benchmark.png")
+    plot = _plot(rows, task, id_split, ood_split, layout.plot, results / "benchmark.png")
     if plot:
         lines.insert(lines.index("## Models: ID | OOD"), "![ID vs OOD](benchmark.png)\n")
     path.write_text("\n".join(lines) + "\n")
@@ -158,7 +187,7 @@ def _refine_section(config, results: Path, task: str, id_split, ood_split) -> li
     return lines
 
 
-def _plot(rows, task, id_split, ood_split, path: Path) -> bool:
+def _plot(rows, task, id_split, ood_split, metrics: list, path: Path) -> bool:
     try:
         import matplotlib
 
@@ -171,8 +200,6 @@ def _plot(rows, task, id_split, ood_split, path: Path) -> bool:
     import numpy as np
 
     names = [r[0] for r in rows]
-    metrics = [("F1@0.5 (higher is better)", "f1@0.5"), ("color accuracy", "attr_acc.color"),
-               ("position error L2 (lower is better)", "loc_l2_mean")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2))
     x = np.arange(len(names))
     for ax, (title, key) in zip(axes, metrics):

@@ -58,6 +58,11 @@ class Task:
         return str(self.spec.get("default_resolution", "480x320"))
 
     @property
+    def renderer(self) -> str:
+        """'blender' (Cycles), or 'canvas' for tasks drawn in 2-D with numpy."""
+        return str(self.spec.get("renderer", "blender"))
+
+    @property
     def field_names(self) -> list[str]:
         """Canonical attribute order: categorical fields, then numeric fields, as declared."""
         return [*self.categorical, *self.numeric]

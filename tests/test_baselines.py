@@ -84,6 +84,25 @@ def test_prior_matches_a_hand_computation_on_a_toy_split():
                     "add(shape='sphere', color='red', material='rubber', size='small', loc=(+1.500, +0.000, +0.350))")
 
 
+def test_prior_of_a_pose_task_writes_the_mean_rotation_and_a_2d_task_its_2d_mean():
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    from igbench.baselines.prior import fit_prior, prior_program
+    from igbench.program import format_program, parse
+    from igbench.task import load_task
+
+    task = load_task("so3", rotation_rep="aa")
+    about_z = [Rotation.from_euler("z", deg, degrees=True).as_matrix().tolist() for deg in (10, 50)]
+    scenes = [[{"object": "mug", "material": "steel", "loc": [0.0, 0.0, 0.0], "R_world": m}] for m in about_z]
+    program = parse(format_program(prior_program(fit_prior(scenes, task), task), task), task)
+    assert np.allclose(program.objects[0].numbers["rotation"], [0.0, 0.0, np.radians(30)], atol=1e-3)
+
+    dot = load_task("dot2d")
+    stats = fit_prior([[{"loc": [0.2, 0.4]}], [{"loc": [0.6, 0.8]}]], dot)
+    assert format_program(prior_program(stats, dot), dot) == "add(loc=(+0.400, +0.600))"
+
+
 def test_prior_run_predicts_its_training_statistics_for_every_image(data, tmp_path):
     from igbench.baselines.prior import fit_prior, prior_program
     from igbench.program import format_program
@@ -221,3 +240,33 @@ def test_baselines_import_neither_torch_nor_bpy():
             "import sys; print(' '.join(m for m in ('torch', 'bpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys):
+    """The driver on a task other than CLEVR: canvas renders, two rows of one model told apart by `label`."""
+    import yaml
+
+    from igbench.baselines.benchmark import main
+
+    scale = tmp_path / "bench-toy.yaml"
+    config = {"task": "dot2d", "data": str(tmp_path / "data"), "runs": str(tmp_path / "runs"),
+              "results": str(tmp_path / "results"), "render": {"resolution": "32x32", "workers": 1},
+              "splits": {"train": 16, "test": 6, "ood": 6}, "splits_note": "Toy splits.",
+              "score": {"render": True, "workers": 1, "bootstrap": 0},
+              "models": [{"name": "oracle"}, {"name": "prior"}, {"name": "prior", "label": "prior-again"}]}
+    scale.write_text(yaml.safe_dump(config))
+    assert main(["--scale", str(scale)]) == 0
+    table = (tmp_path / "results" / "README.md").read_text()
+    assert "| model | parse rate ↑ ID | parse rate ↑ OOD | pos err px ↓ ID |" in table
+    assert "F1@0.5" not in table and "Toy splits." in table
+    headline = table.split("## Models")[1].split("More metrics")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in headline.splitlines() if line.startswith("| ")}
+    assert rows["oracle"].startswith("| oracle | 1.000 | 1.000 | 0.00 | 0.00 |")
+    assert rows["prior"].replace("| prior |", "") == rows["prior-again"].replace("| prior-again |", "")
+    row = json.loads((tmp_path / "results" / "prior-again" / "dot2d" / "row.json").read_text())
+    assert row["model"] == "prior" and row["row"] == "prior-again"
+
+    config["models"].append({"name": "oracle"})
+    scale.write_text(yaml.safe_dump(config))
+    assert main(["--scale", str(scale), "--dry-run"]) == 2
+    assert "share a row name" in capsys.readouterr().err

@@ -253,6 +253,7 @@ def _silence_transformers():
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # per-file load/save bars would interleave with igbench's own bar
     logging.getLogger("peft").setLevel(logging.ERROR)
 
 

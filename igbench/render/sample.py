@@ -79,7 +79,7 @@ class SampleRenderer:
 
 def make_session(task: Task, settings: RenderSettings):
     """The renderer a task declares: Blender (default) or the 2-D canvas."""
-    if task.spec.get("renderer", "blender") == "canvas":
+    if task.renderer == "canvas":
         from igbench.render.canvas import CanvasSession
 
         return CanvasSession(task, settings)
