@@ -173,17 +173,19 @@ def test_cached_greedy_decoding_matches_recomputing_everything(overrides):
             assert np.allclose(a, b, atol=1e-4)
 
 
-@pytest.mark.parametrize("finetune", ["lora", "full"])
-def test_training_steps_lower_the_loss_on_a_fixed_batch(finetune, tmp_path_factory):
+@pytest.mark.parametrize("finetune, train_vision", [("lora", False), ("full", False), ("full", True)])
+def test_training_steps_lower_the_loss_on_a_fixed_batch(finetune, train_vision, tmp_path_factory):
     import torch
 
     from igbench.models import igllm
     from igbench.train import load_rows
 
     _, rows = load_rows(tiny_dataset(tmp_path_factory), "train")
-    model, tokenizer, encoder, config = tiny_model([f"model.finetune={finetune}", "model.numeric=float"])
+    model, tokenizer, encoder, config = tiny_model([f"model.finetune={finetune}", "model.numeric=float",
+                                                    f"model.vision.train={str(train_vision).lower()}"])
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert not any(n.startswith("vision.") for n in trained)
+    assert any(n.startswith("vision.") for n in trained) == train_vision
+    vision_before = [p.detach().clone() for p in model.vision.parameters()]
     assert any("lora_" in n for n in trained) == (finetune == "lora")
     assert any(n.startswith("number_head.") for n in trained) and any(n.startswith("projector.") for n in trained)
     batch = encoder.collate([igllm.TrainingSet(rows, encoder, 0)[i] for i in range(4)])
@@ -205,3 +207,5 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(finetune, tmp_path_facto
         assert float(out["mse"]) > 0  # the numeric head takes part
     assert losses[1] < losses[0], losses  # one step already helps
     assert losses[-1] < 0.9 * losses[0], losses
+    moved = any(not torch.equal(a, b) for a, b in zip(vision_before, model.vision.parameters()))
+    assert moved == train_vision

@@ -116,7 +116,9 @@ class IGLLM(nn.Module):
     def __init__(self, vision: nn.Module, lm: nn.Module, config: ModelConfig, number_token_id: int | None):
         super().__init__()
         self.config = config
-        self.vision = vision.eval().requires_grad_(False)
+        self.vision = vision.requires_grad_(config.vision.train)
+        if not config.vision.train:
+            self.vision.eval()
         self.lm = lm
         vision_width = vision.config.hidden_size
         width = lm.get_input_embeddings().weight.shape[1]
@@ -130,7 +132,8 @@ class IGLLM(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.vision.eval()  # frozen: no dropout, whatever the mode
+        if not self.config.vision.train:
+            self.vision.eval()  # frozen: no dropout, whatever the mode
         return self
 
     @property
@@ -143,7 +146,7 @@ class IGLLM(nn.Module):
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         vision_dtype = next(self.vision.parameters()).dtype
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.config.vision.train and torch.is_grad_enabled()):
             out = self.vision(pixel_values=pixel_values.to(vision_dtype), output_hidden_states=True)
             hidden = out.hidden_states[self.config.vision.layer]
             if self.config.vision.drop_cls:
@@ -364,7 +367,7 @@ def parameter_groups(model: IGLLM, train_config) -> list[dict]:
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if name.startswith("projector."):
+        if name.startswith(("projector.", "vision.")):
             groups["projector"].append(param)
         elif name.startswith(("number_head.", "value_embed.")):
             groups["head"].append(param)

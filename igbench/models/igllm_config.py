@@ -21,6 +21,9 @@ class VisionConfig:
     image_size: Optional[int] = None  # null: the encoder config's image_size
     image_mean: list[float] = field(default_factory=lambda: list(CLIP_MEAN))
     image_std: list[float] = field(default_factory=lambda: list(CLIP_STD))
+    # Beyond the paper, which freezes a pretrained CLIP: train the encoder too (at the projector's learning
+    # rate). For encoders initialised at random (the tiny preset), whose frozen features carry little.
+    train: bool = False
 
 
 @dataclass
