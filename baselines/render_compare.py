@@ -313,7 +313,7 @@ def render_settings(split_folder: Path, camera, config: RenderCompareConfig):
         saved = json.loads(path.read_text()).get("render_settings") or {}
     overrides = {"samples": int(config.refine.samples)} if config.refine.samples else {}
     return RenderSettings.from_dict(saved, width=camera.width, height=camera.height,
-                                    device=config.predict.render_device, threads=0, **overrides)
+                                    device=config.predict.render_device, threads=0, depth=False, **overrides)
 
 
 # ------------------------------------------------------------------------------------- registry entry

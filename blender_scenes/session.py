@@ -3,7 +3,10 @@
 One session per worker process. It builds the stage once (ground, world, camera, light rig, meshes,
 materials) and per scene only swaps the objects and moves the camera and lights. Two Blender scenes share
 the objects: `rgb` renders with Cycles, `ids` renders an exact instance map with Workbench (flat
-shading, each object's colour set to its id, no anti-aliasing, raw colour management).
+shading, each object's colour set to its id, no anti-aliasing, raw colour management). With
+`settings.depth`, a third, `depth`, renders every surface with one emission material whose strength is its
+camera-axis depth in millimetres / 65535: one Cycles sample at each pixel's centre, written as a raw 16-bit
+PNG, so the PNG holds depth in millimetres.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from igbench.task import Task
 GROUND_GRAY = 0.42
 WORLD_GRAY = 0.12
 MAX_INSTANCES = 254  # ids are stored in one 8-bit channel; 0 is ground and background
+DEPTH_MM_PER_METRE = 1000.0  # scene units are metres; depth PNGs hold millimetres (0: nothing hit, > 65.5 m clips)
 
 
 class BlenderSession:
@@ -53,6 +57,7 @@ class BlenderSession:
         self._current: list = []  # the Blender objects of the scene built last, in program order
         self._configure_cycles(self.rgb_scene)
         self.ids_scene = self._make_ids_scene()
+        self.depth_scene = self._make_depth_scene() if settings.depth else None
 
     # ------------------------------------------------------------------------------------------- public
 
@@ -69,7 +74,14 @@ class BlenderSession:
         tick = time.perf_counter()
         self._render_to(self.rgb_scene, rgb_path)
         timings["rgb"] = time.perf_counter() - tick
-        return RenderResult(strip_png_metadata(rgb_path.read_bytes()), instance, timings)
+        result = RenderResult(strip_png_metadata(rgb_path.read_bytes()), instance, timings)
+        if self.depth_scene is not None:
+            tick = time.perf_counter()
+            depth_path = self._tmp / "depth.png"
+            self._render_to(self.depth_scene, depth_path)
+            result.depth_png = strip_png_metadata(depth_path.read_bytes())
+            timings["depth"] = time.perf_counter() - tick
+        return result
 
     def amodal_masks(self) -> list[np.ndarray]:
         """Each object's full silhouette in the scene just built, as if the others were absent."""
@@ -151,11 +163,53 @@ class BlenderSession:
             _enable_gpu()
         _png_output(scene, color_mode="RGB")
 
+    def _shared_scene(self, name: str):
+        """A scene over the same objects, ground and camera as `rgb` (no lights, a black world)."""
+        scene = bpy.data.scenes.new(name)
+        scene.collection.children.link(self._objects_collection)
+        scene.collection.children.link(self._stage_collection)
+        scene.camera = self._camera
+        world = bpy.data.worlds.new(f"igbench_{name}_world")
+        world.color = (0.0, 0.0, 0.0)
+        background = world.node_tree.nodes.get("Background") if world.node_tree else None
+        if background is not None:
+            background.inputs["Strength"].default_value = 0.0
+        scene.world = world
+        scene.view_settings.view_transform = "Raw"
+        scene.view_settings.look = "None"
+        scene.render.dither_intensity = 0.0
+        scene.render.use_compositing = False
+        scene.render.use_sequencer = False
+        return scene
+
+    def _make_depth_scene(self):
+        depth = self._shared_scene("depth")
+        depth.render.engine = "CYCLES"
+        cycles = depth.cycles
+        cycles.device = "CPU"  # one sample of one emission shader: cheap anywhere
+        cycles.samples = 1
+        cycles.use_adaptive_sampling = False
+        cycles.use_denoising = False
+        cycles.max_bounces = 0
+        cycles.filter_width = 0.01  # the sample sits at the pixel centre: no blend across depth edges
+        cycles.use_animated_seed = False
+        material = bpy.data.materials.new("igbench_depth")
+        nodes, links = material.node_tree.nodes, material.node_tree.links
+        nodes.clear()
+        camera_data, scale = nodes.new("ShaderNodeCameraData"), nodes.new("ShaderNodeMath")
+        emission, output = nodes.new("ShaderNodeEmission"), nodes.new("ShaderNodeOutputMaterial")
+        scale.operation = "MULTIPLY"
+        scale.inputs[1].default_value = DEPTH_MM_PER_METRE / 65535.0
+        emission.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+        links.new(camera_data.outputs["View Z Depth"], scale.inputs[0])
+        links.new(scale.outputs[0], emission.inputs["Strength"])
+        links.new(emission.outputs["Emission"], output.inputs["Surface"])
+        depth.view_layers[0].material_override = material
+        _png_output(depth, color_mode="BW", bits="16")
+        return depth
+
     def _make_ids_scene(self):
-        ids = bpy.data.scenes.new("ids")
-        ids.collection.children.link(self._objects_collection)
-        ids.collection.children.link(self._stage_collection)
-        ids.camera = self._camera
+        ids = self._shared_scene("ids")
         ids.render.engine = "BLENDER_WORKBENCH"
         shading = ids.display.shading
         shading.light = "FLAT"
@@ -165,14 +219,6 @@ class BlenderSession:
         shading.show_specular_highlight = False
         shading.show_shadows = False
         ids.display.render_aa = "OFF"
-        ids.view_settings.view_transform = "Raw"
-        ids.view_settings.look = "None"
-        ids.render.dither_intensity = 0.0
-        ids.render.use_compositing = False
-        ids.render.use_sequencer = False
-        world = bpy.data.worlds.new("igbench_ids_world")
-        world.color = (0.0, 0.0, 0.0)
-        ids.world = world
         _png_output(ids, color_mode="RGB")
         return ids
 
@@ -207,11 +253,11 @@ class BlenderSession:
             raise RuntimeError(f"Blender wrote no image for scene '{scene.name}'")
 
 
-def _png_output(scene, color_mode: str) -> None:
+def _png_output(scene, color_mode: str, bits: str = "8") -> None:
     settings = scene.render.image_settings
     settings.file_format = "PNG"
     settings.color_mode = color_mode
-    settings.color_depth = "8"
+    settings.color_depth = bits
     settings.compression = 15
 
 

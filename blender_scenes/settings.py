@@ -41,6 +41,8 @@ class RenderSettings:
     # Off: Cycles' persistent data made a render depend on the scenes rendered before it in the session (so on
     # how samples fell to workers) and saved nothing measurable here (docs/performance.md).
     persistent_data: bool = False
+    # Also render depth: Z along the camera axis in millimetres, a 16-bit PNG (BOP's convention, depth_scale 1).
+    depth: bool = False
 
     def __post_init__(self):
         if self.width < 1 or self.height < 1:

@@ -50,7 +50,7 @@ def front_matter(splits, license: str) -> dict:
                      "data_files": [{"split": s.name, "path": f"data/{s.name}-*"} for s in splits]}],
         "dataset_info": {
             "config_name": "default",
-            "features": features(task)._to_yaml_list(),
+            "features": features(task, depth=bool(splits[0].saved["config"].get("depth")))._to_yaml_list(),
             "splits": [{"name": s.name, "num_examples": s.n} for s in splits],
         },
     }
@@ -95,7 +95,7 @@ Sample *i* of a split is fully determined by (task, split, base seed, *i*); its 
 - igbench {versions.get("igbench")}, Blender (bpy) {versions.get("bpy")}, Python {versions.get("python")}
 - Cycles on {settings.get("device", "cpu")}, {settings.get("width")}x{settings.get("height")} pixels,
   {settings.get("samples")} samples, OpenImageDenoise {"on" if settings.get("denoise") else "off"},
-  {settings.get("max_bounces")} light bounces
+  {settings.get("max_bounces")} light bounces{", depth maps (`depth`, millimetres)" if settings.get("depth") else ""}
 - Task file SHA-256: `{first.get("task_sha256")}` (the YAML that declares vocabulary and split rules;
   the full render configs are in `igbench/`)
 

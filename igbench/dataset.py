@@ -23,8 +23,9 @@ from igbench.task import Task
 SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$")
 
 
-def features(task: Task):
-    """The typed schema of a split's rows (objects are a list of structs, not a JSON string)."""
+def features(task: Task, depth: bool = False):
+    """The typed schema of a split's rows (objects are a list of structs, not a JSON string). `depth`: the
+    split was rendered with --depth (a 16-bit PNG per sample, millimetres along the camera axis)."""
     from datasets import Features, Image, List, Value
 
     obj = {name: Value("string") for name in task.categorical}
@@ -52,6 +53,7 @@ def features(task: Task):
         "seed": Value("int64"),
         "image": Image(),
         "segmentation": Image(),
+        **({"depth": Image()} if depth else {}),
         "program": Value("string"),
         "objects": List(obj),
         "camera": {"K": matrix, "world_to_camera": matrix, "width": Value("int32"), "height": Value("int32")},
@@ -92,7 +94,7 @@ def write_shard(rows: list[dict], task: Task, path: Path) -> None:
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
-    schema = features(task)
+    schema = features(task, depth=bool(rows) and "depth" in rows[0])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     ordered = [{key: row[key] for key in schema} for row in rows]

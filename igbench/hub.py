@@ -75,6 +75,10 @@ def find_splits(data: Path) -> list[SplitFolder]:
     tasks = {s.task for s in splits}
     if len(tasks) > 1:
         raise UserError(f"{data} mixes tasks {sorted(tasks)}; push one task per repo")
+    with_depth = sorted(s.name for s in splits if s.saved["config"].get("depth"))
+    if with_depth and len(with_depth) < len(splits):
+        raise UserError(f"only some splits have depth maps ({', '.join(with_depth)}); one repo shares one schema: "
+                        "render every split with --depth, or none")
     return splits
 
 

@@ -121,3 +121,23 @@ def test_denoised_re_renders_differ_by_at_most_one_level_in_a_few_pixels():
                     for png in _render_twice(RenderSettings(width=64, height=48, samples=4)))
     assert np.abs(first - again).max() <= 1
     assert (first != again).any(axis=-1).mean() < 0.01
+
+
+def test_depth_is_the_camera_axis_distance_in_millimetres():
+    from igbench.blender_scenes.session import BlenderSession
+    from igbench.blender_scenes.settings import RenderSettings
+
+    scene = scene_at(96, 64)
+    result = BlenderSession(TASK, RenderSettings(width=96, height=64, samples=1, depth=True)).render(scene)
+    depth = np.asarray(Image.open(io.BytesIO(result.depth_png)))
+    assert depth.dtype == np.uint16 and depth.shape == (64, 96)
+    K, E = np.array(scene.camera.K), np.array(scene.camera.world_to_camera)
+    centre = -E[:3, :3].T @ E[:3, 3]
+    checked = 0
+    for v, u in zip(*np.nonzero(result.instance == 0)):  # the ground: where its ray meets z = 0
+        ray = E[:3, :3].T @ np.linalg.solve(K, [u + 0.5, v + 0.5, 1.0])  # camera z of the ray is 1
+        assert abs(depth[v, u] - 1000 * -centre[2] / ray[2]) <= 1.0
+        checked += 1
+    assert checked > 1000
+    x, y, z = scene.camera.project([scene.program.objects[0].loc])[0]  # the sphere (radius 0.7): its front
+    assert abs(depth[int(y), int(x)] - 1000 * (z - 0.7)) < 30

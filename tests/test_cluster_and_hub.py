@@ -131,6 +131,23 @@ def test_push_refuses_without_login_bad_repo_or_incomplete_data(two_splits, tmp_
     assert not (tmp_path / "d").exists()
 
 
+def test_depth_splits_push_with_a_depth_column_and_never_mixed_with_splits_without(two_splits, tmp_path):
+    tiny = ["--n", "2", "--resolution", "64x48", "--samples", "1", "--quiet", "--depth"]
+    igbench("render", "--out", str(tmp_path / "data"), "--split", "train", *tiny)
+    igbench("render", "--out", str(tmp_path / "data"), "--split", "val", *tiny)
+    hub = tmp_path / "hub"
+    igbench("push", str(tmp_path / "data" / "clevr"), "--repo", "alice/igbench-depth", "--dry-run", str(hub))
+    loaded = datasets.load_dataset(str(hub), split="val", download_mode="force_redownload")
+    assert isinstance(loaded.features["depth"], datasets.Image) and loaded[0]["depth"].mode.startswith("I")
+    assert "depth maps" in (hub / "README.md").read_text()
+    mixed = tmp_path / "mixed" / "clevr"
+    mixed.mkdir(parents=True)
+    for split, source in (("train", tmp_path / "data" / "clevr" / "train"), ("ood", two_splits / "ood")):
+        (mixed / split).symlink_to(source)
+    one_line_error(igbench("push", str(mixed), "--repo", "alice/x", "--dry-run", str(tmp_path / "d"), check=False),
+                   "only some splits have depth maps")
+
+
 def test_load_split_reads_folders_and_names_what_is_wrong(two_splits, tmp_path):
     from igbench.dataset import load_split
     from igbench.errors import UserError

@@ -6,6 +6,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from PIL import Image
 from cli_support import igbench, one_line_error
 from scipy.spatial import cKDTree
 
@@ -144,7 +145,8 @@ def test_dot2d_checkerboard_splits():
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("pose")
-    igbench("render", "--task", "6dof", "--split", "train", "--n", "3", "--out", str(out), "--resolution", "120x90", *TINY)
+    igbench("render", "--task", "6dof", "--split", "train", "--n", "3", "--out", str(out), "--resolution", "120x90",
+            "--depth", *TINY)
     igbench("render", "--task", "so3", "--split", "ood", "--n", "2", "--out", str(out), "--resolution", "64x64",
             "--rotation-rep", "quat", *TINY)
     igbench("render", "--task", "dot2d", "--split", "test", "--n", "3", "--out", str(out), "--resolution", "84x84", "--quiet")
@@ -206,11 +208,21 @@ def test_bop_export_parses_and_matches_the_dataset(rendered, tmp_path):
             assert meta["px_count_visib"] == obj["visible_pixels"]
             assert (scene / "mask_visib" / f"{row['index']:06d}_{k:06d}.png").exists()
         assert (scene / "rgb" / f"{row['index']:06d}.png").read_bytes()[:4] == b"\x89PNG"
+        depth = np.asarray(Image.open(scene / "depth" / f"{row['index']:06d}.png"))
+        assert depth.dtype == np.uint16 and (depth > 0).all()  # the ground is everywhere behind
+        seg = np.asarray(row["segmentation"])
+        for obj in row["objects"]:  # each visible object's depth lies within its reach around its origin
+            radius_mm = np.linalg.norm(library[obj["object"]].vertices, axis=1).max() * 1000
+            seen = depth[seg == obj["mask_id"]].astype(float)
+            assert seen.size == 0 or np.abs(seen - obj["t_cam"][2] * 1000).max() <= radius_mm + 1
     mug = str(library.obj_id("mug"))
     assert models[mug]["diameter"] == pytest.approx(library["mug"].diameter * 1000)
     assert (out / "models" / f"obj_{int(mug):06d}.ply").read_text().startswith("ply")
     one_line_error(igbench("export", "--format", "bop", str(rendered / "dot2d"), str(tmp_path / "x"), check=False),
                    "needs a pose task")
+    assert "depth" not in datasets.load_dataset(str(rendered / "so3" / "ood"), split="ood").features
+    one_line_error(igbench("render", "--task", "dot2d", "--n", "2", "--out", str(tmp_path / "d"), "--depth", check=False),
+                   "--depth needs a task rendered in 3-D")
 
 
 # ------------------------------------------------------------------------------------------ compatibility

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", default=None, help="WIDTHxHEIGHT (default: the task's, 480x320 for clevr)")
     p.add_argument("--samples", type=int, default=DEFAULTS.samples, help="Cycles samples per pixel (default: %(default)s)")
     p.add_argument("--no-denoise", dest="denoise", action="store_false", help="turn OpenImageDenoise off")
+    p.add_argument("--depth", action="store_true",
+                   help="also store a depth map per sample (Z in millimetres, 16-bit PNG; ~0.04 s per 480x320 image)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=DEFAULTS.device, help="Cycles device (default: %(default)s)")
     p.add_argument("--shard-size", type=int, default=DEFAULTS.shard_size, help="samples per parquet shard (default: %(default)s)")
     p.add_argument("--shard", default=DEFAULTS.shard, metavar="I/N",

@@ -6,13 +6,15 @@ Layout (https://github.com/thodan/bop_toolkit, docs/bop_datasets_format.md), one
     OUT/models/obj_000001.ply ...         the object library's meshes, in millimetres
     OUT/models/models_info.json           diameter, extents, symmetries_discrete / symmetries_continuous
     OUT/<split>/000000/rgb/000042.png     the image of sample 42
+    OUT/<split>/000000/depth/000042.png   its depth in millimetres (16-bit; only if rendered with --depth)
     OUT/<split>/000000/mask_visib/000042_000001.png   the visible mask of its object 1 (0-based object index)
     OUT/<split>/000000/scene_gt.json      cam_R_m2c (row-major), cam_t_m2c (mm), obj_id
     OUT/<split>/000000/scene_camera.json  cam_K, cam_R_w2c, cam_t_w2c (mm), depth_scale
     OUT/<split>/000000/scene_gt_info.json bbox_obj, bbox_visib ([x, y, w, h]), px_count_all/visib/valid, visib_fract
 
-Scene units are read as metres. igbench renders no depth, so `px_count_valid` equals `px_count_all` and no
-depth/ folder is written.
+Scene units are read as metres. Depth (`igbench render --depth`) is already BOP's: Z along the camera axis in
+millimetres, depth_scale 1, and every pixel of an object has it, so `px_count_valid` equals `px_count_all`.
+Without depth no depth/ folder is written, and bop_toolkit's VSD cannot be computed (MSSD and MSPD can).
 """
 from __future__ import annotations
 
@@ -90,6 +92,9 @@ def _write_split(split, folder: Path) -> dict | None:
         for row in pq.read_table(path).to_pylist():
             im_id = str(row["index"])
             (folder / "rgb" / f"{row['index']:06d}.png").write_bytes(row["image"]["bytes"])
+            if row.get("depth"):
+                (folder / "depth").mkdir(exist_ok=True)
+                (folder / "depth" / f"{row['index']:06d}.png").write_bytes(row["depth"]["bytes"])
             instance = np.asarray(Image.open(io.BytesIO(row["segmentation"]["bytes"])))
             camera = row["camera"]
             extrinsics = np.asarray(camera["world_to_camera"], float)

@@ -25,7 +25,7 @@ from igbench.scene import sample_id
 from igbench.task import Task, load_task
 
 # Keys that change what a sample is; a resumed run must agree on all of them.
-IDENTITY_KEYS = ("task", "split", "n", "seed", "resolution", "samples", "denoise", "shard_size", "rotation_rep",
+IDENTITY_KEYS = ("task", "split", "n", "seed", "resolution", "samples", "denoise", "depth", "shard_size", "rotation_rep",
                  "library", "from_clevr_scenes", "task_sha256")
 
 
@@ -40,6 +40,7 @@ class RenderConfig:
     resolution: str | None = None  # WIDTHxHEIGHT; None: the task's default (CLEVR: 480x320)
     samples: int = RenderSettings.samples  # the tuned default (docs/performance.md)
     denoise: bool = True
+    depth: bool = False  # also a depth map per sample (Blender tasks), the dataset's `depth` column
     device: str = "cpu"
     shard_size: int = 500
     shard: str = "0/1"  # "i/N": this job renders the parquet files k with k % N == i (cluster job arrays)
@@ -85,12 +86,14 @@ def validate(config: RenderConfig) -> tuple[Task, RenderSettings, Path]:
         raise UserError(f"--shard-size must be at least 1, got {config.shard_size}")
     if config.seed < 0:
         raise UserError(f"--seed must be non-negative, got {config.seed}")
+    if config.depth and task.renderer != "blender":
+        raise UserError(f"--depth needs a task rendered in 3-D; '{task.name}' is drawn on a 2-D canvas")
     my_files(config)
     config.resolution = config.resolution or task.default_resolution
     width, height = parse_resolution(config.resolution)
     threads = 0 if config.workers == 1 else max(1, (os.cpu_count() or 1) // config.workers)
     settings = RenderSettings(width=width, height=height, samples=config.samples, denoise=config.denoise,
-                              device=config.device, threads=threads)
+                              device=config.device, threads=threads, depth=config.depth)
     _check_writable(Path(config.out))
     return task, settings, split_dir(Path(config.out), task.name, config.split)
 
@@ -261,7 +264,8 @@ def _saved_config(config: RenderConfig, task: Task, settings: RenderSettings) ->
 
 
 def identity(saved: dict) -> dict:
-    values = {**saved["config"], "task_sha256": saved["task_sha256"], "rotation_rep": saved.get("rotation_rep"),
+    values = {"depth": False,  # splits rendered before --depth existed have none
+              **saved["config"], "task_sha256": saved["task_sha256"], "rotation_rep": saved.get("rotation_rep"),
               "library": saved.get("library")}
     return {key: values.get(key) for key in IDENTITY_KEYS}
 

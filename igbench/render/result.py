@@ -14,6 +14,7 @@ class RenderResult:
     instance: np.ndarray                 # (H, W) uint8: 0 background/ground, k+1 the program's k-th object
     timings: dict[str, float] = field(default_factory=dict)
     amodal: list[np.ndarray] | None = None  # per object, its full silhouette as if alone (pose tasks)
+    depth_png: bytes | None = None       # 16-bit PNG, Z along the camera axis in mm, when settings.depth
 
     def instance_png(self) -> bytes:
         from PIL import Image

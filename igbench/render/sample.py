@@ -11,6 +11,7 @@ import numpy as np
 from igbench.blender_scenes.settings import RenderSettings
 from igbench.generators import sample_scene
 from igbench.program import format_program
+from igbench.render.result import RenderResult
 from igbench.render.staging import stage_sample
 from igbench.scene import Scene
 from igbench.task import Task
@@ -56,6 +57,11 @@ class SampleRenderer:
 
     def render(self, index: int) -> tuple[dict, bytes, bytes, dict]:
         """(row without images, RGB PNG, segmentation PNG, timings) for sample `index`."""
+        row, result = self.render_result(index)
+        return row, result.rgb_png, result.instance_png(), result.timings
+
+    def render_result(self, index: int) -> tuple[dict, RenderResult]:
+        """The row without images, and what the renderer returned (depth included, when asked for)."""
         start = time.perf_counter()
         scene = self.visible_scene(index)
         visibility = time.perf_counter() - start
@@ -69,12 +75,12 @@ class SampleRenderer:
             tick = time.perf_counter()
             annotate_poses(row, scene, self.task, result.instance, self.session.amodal_masks())
             result.timings["amodal"] = time.perf_counter() - tick
-        return row, result.rgb_png, result.instance_png(), result.timings
+        return row, result
 
     def stage(self, index: int, staging: Path) -> dict:
-        row, rgb, seg, timings = self.render(index)
-        stage_sample(staging, index, row, rgb, seg)
-        return timings
+        row, result = self.render_result(index)
+        stage_sample(staging, index, row, result.rgb_png, result.instance_png(), result.depth_png)
+        return result.timings
 
 
 def make_session(task: Task, settings: RenderSettings):

@@ -19,7 +19,7 @@ BATCH = 16
 def render_settings_for(ref: ReferenceSplit, camera: Camera, device: str) -> RenderSettings:
     """The reference's own render settings (render_config.json), at its camera's resolution."""
     return RenderSettings.from_dict(ref.render_settings or {}, width=camera.width, height=camera.height,
-                                    device=device, threads=0)
+                                    device=device, threads=0, depth=False)  # image metrics need no depth
 
 
 def rerender_split(ref: ReferenceSplit, programs: dict, cache_dir: Path, workers: int, render_device: str,
