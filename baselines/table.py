@@ -52,10 +52,6 @@ POSE = Layout(
 LAYOUTS = {"clevr": CLEVR, "dot2d": DOT2D, "so3": POSE, "six_dof": POSE}  # by the task's generator
 
 
-def layout_for(task: str) -> Layout:
-    return LAYOUTS[load_task(task).generator]
-
-
 def value(result: dict, key: str):
     if key in result:
         return result[key]
@@ -85,7 +81,8 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     lines += [f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by "
               f"`make benchmark scale={scale}` (`python -m igbench.baselines.benchmark --scale {scale}`) on "
               f"{platform.machine()} with {_cpu_count()} CPU cores.", ""]
-    layout, task_spec = layout_for(task), load_task(task)
+    task_spec = load_task(task)
+    layout = LAYOUTS[task_spec.generator]
     splits = ", ".join(f"{s} {n}" for s, n in config.splits.items())
     rendered = (f"{config.render.samples} Cycles samples (denoised)" if task_spec.renderer == "blender"
                 else f"drawn by igbench's {task_spec.renderer} renderer")
