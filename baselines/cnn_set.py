@@ -1,7 +1,7 @@
 """`cnn-set`: a small CNN trained from scratch that fills K object slots (DETR-style set prediction).
 
-Each slot predicts existence, every categorical attribute of the task, `loc` (x, y, z) and, for shapes
-whose yaw is visible (the task's `rotation_period_deg`), the yaw as (sin, cos) of yaw * 2 pi / period.
+Each slot predicts existence, every categorical attribute of the task, `loc` (x, y, z; dot2d: x, y) and,
+for shapes whose yaw is visible (the task's `rotation_period_deg`), the yaw as (sin, cos) of yaw * 2 pi / period.
 Training matches slots to reference objects with the Hungarian algorithm (cost: attribute
 log-likelihoods + L1 position + existence) and sums BCE on existence (every slot), cross-entropy on
 attributes, L1 on position and MSE on the yaw's (sin, cos) (matched slots). The network is in

@@ -31,16 +31,20 @@ class Layout:
     """Where each quantity sits in a slot's output vector, for a task."""
 
     def __init__(self, task):
+        rotation = task.numeric.get("rotation")
+        if rotation is not None and rotation.required:
+            raise UserError(f"cnn-set predicts positions and CLEVR-style yaw; task '{task.name}' needs 3-D rotations")
         self.attrs = {name: list(decl.values) for name, decl in task.categorical.items()}
         self.periods = {shape: math.radians(deg) for shape, deg in (task.spec.get("rotation_period_deg") or {}).items()}
         self.has_rotation = "rotation" in task.numeric
+        self.loc_arity = task.numeric["loc"].arity  # (x, y, z); (x, y) on a 2-D canvas
         offset = 1  # existence logit first
         self.slices = {}
         for name, values in self.attrs.items():
             self.slices[name] = slice(offset, offset + len(values))
             offset += len(values)
-        self.slices["loc"] = slice(offset, offset + 3)
-        offset += 3
+        self.slices["loc"] = slice(offset, offset + self.loc_arity)
+        offset += self.loc_arity
         self.slices["rot"] = slice(offset, offset + 2)
         self.size = offset + 2
 
@@ -102,7 +106,7 @@ def encode_targets(rows: list[dict], layout: Layout, loc_scale: float, slots: in
             raise UserError(f"{row['id']} has {len(objects)} objects, more than model.slots={slots}")
         attrs = {name: torch.tensor([values.index(o[name]) for o in objects], dtype=torch.long)
                  for name, values in layout.attrs.items()}
-        loc = torch.tensor([list(o["loc"]) for o in objects], dtype=torch.float32).reshape(-1, 3) / loc_scale
+        loc = torch.tensor([list(o["loc"]) for o in objects], dtype=torch.float32).reshape(-1, layout.loc_arity) / loc_scale
         rot = torch.zeros(len(objects), 2)
         rot_mask = torch.zeros(len(objects), dtype=torch.bool)
         for k, o in enumerate(objects):
@@ -120,7 +124,7 @@ def encode_targets(rows: list[dict], layout: Layout, loc_scale: float, slots: in
 
 def match(logp: dict, exist_logp: np.ndarray, loc: np.ndarray, target: dict, layout: Layout, loss_cfg):
     """Hungarian matching of one image's K slots to its n objects: (slot indices, object indices).
-    logp: attribute name -> (K, C) log-probabilities; exist_logp (K,); loc (K, 3); numpy arrays."""
+    logp: attribute name -> (K, C) log-probabilities; exist_logp (K,); loc (K, arity); numpy arrays."""
     from scipy.optimize import linear_sum_assignment
 
     n = target["n"]
@@ -165,7 +169,7 @@ def set_loss(outputs: torch.Tensor, targets: list[dict], layout: Layout, loss_cf
         bi, si = torch.cat(b_idx), torch.cat(s_idx)
         exist_target[bi, si] = 1.0
         matched = outputs[bi, si]
-        attrs = sum(F.nll_loss(logp[name][bi, si], torch.cat(tgt_attrs[name])) for name in layout.attrs)
+        attrs = sum((F.nll_loss(logp[name][bi, si], torch.cat(tgt_attrs[name])) for name in layout.attrs), zero)
         loc = F.l1_loss(matched[:, layout.slices["loc"]], torch.cat(tgt_loc), reduction="none").sum(-1).mean()
         mask = torch.cat(tgt_mask)
         if mask.any():

@@ -253,7 +253,9 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
               "results": str(tmp_path / "results"), "render": {"resolution": "32x32", "workers": 1},
               "splits": {"train": 16, "test": 6, "ood": 6}, "splits_note": "Toy splits.",
               "score": {"render": True, "workers": 1, "bootstrap": 0},
-              "models": [{"name": "oracle"}, {"name": "prior"}, {"name": "prior", "label": "prior-again"}]}
+              "models": [{"name": "oracle"}, {"name": "prior"}, {"name": "prior", "label": "prior-again"},
+                         {"name": "cnn-set", "overrides": ["train.steps=20", "train.batch_size=8", "model.slots=1",
+                                                           "model.loc_scale=1", "model.width=32", "model.height=32"]}]}
     scale.write_text(yaml.safe_dump(config))
     assert main(["--scale", str(scale)]) == 0
     table = (tmp_path / "results" / "README.md").read_text()
@@ -263,8 +265,16 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
     rows = {line.split(" | ")[0].strip("| "): line for line in headline.splitlines() if line.startswith("| ")}
     assert rows["oracle"].startswith("| oracle | 1.000 | 1.000 | 0.00 | 0.00 |")
     assert rows["prior"].replace("| prior |", "") == rows["prior-again"].replace("| prior-again |", "")
+    assert rows["cnn-set"].startswith("| cnn-set | 1.000 | 1.000 |")  # 2-D positions, one slot: always parses
     row = json.loads((tmp_path / "results" / "prior-again" / "dot2d" / "row.json").read_text())
     assert row["model"] == "prior" and row["row"] == "prior-again"
+
+    from igbench.baselines.cnn_set_model import Layout
+    from igbench.errors import UserError
+    from igbench.task import load_task
+
+    with pytest.raises(UserError, match="needs 3-D rotations"):
+        Layout(load_task("so3"))
 
     config["models"].append({"name": "oracle"})
     scale.write_text(yaml.safe_dump(config))
