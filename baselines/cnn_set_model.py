@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from igbench.baselines import common
-from igbench.baselines.cnn_set import NAME, CnnSetConfig
+from igbench.baselines.cnn_set_config import NAME, CnnSetConfig
 from igbench.errors import UserError
 
 WEIGHTS = "model.safetensors"

@@ -305,7 +305,7 @@ def render_settings(split_folder: Path, camera, config: RenderCompareConfig):
     """The split's own render settings (every field `render_config.json` saved, so that the true program
     re-renders to the input image even after igbench's defaults change), at the camera's resolution, on
     `predict.render_device`, with `refine.samples` when set."""
-    from igbench.blender_scenes.settings import RenderSettings
+    from igbench.render_settings import RenderSettings
 
     saved = {}
     path = Path(split_folder) / "render_config.json"

@@ -11,8 +11,8 @@ import numpy as np
 from igbench.blender_scenes._bpy import bpy, mathutils
 from igbench.blender_scenes.materials import MaterialLibrary, pose_material
 from igbench.blender_scenes.primitives import build_mesh, mesh_from_arrays
-from igbench.generators.clevr import object_scale
 from igbench.program import Obj
+from igbench.scene import object_scale
 from igbench.task import Task
 
 

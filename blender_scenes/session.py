@@ -23,8 +23,8 @@ from igbench.blender_scenes.camera import apply_camera
 from igbench.blender_scenes.lights import LightRig
 from igbench.blender_scenes.materials import diffuse_material
 from igbench.blender_scenes.objects import object_builder
-from igbench.blender_scenes.settings import RenderSettings
-from igbench.render.result import RenderResult, strip_png_metadata
+from igbench.render_settings import RenderSettings
+from igbench.render_result import RenderResult, strip_png_metadata
 from igbench.scene import Scene
 from igbench.task import Task
 

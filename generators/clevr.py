@@ -15,15 +15,8 @@ import numpy as np
 
 from igbench.program import Obj, Program
 from igbench.generators.common import jittered_camera, jittered_lights, place_with_retries
-from igbench.scene import Scene
+from igbench.scene import Scene, object_scale
 from igbench.task import Task
-
-
-def object_scale(shape: str, size: float) -> float:
-    """Scale of the unit mesh: `size` is the bounding radius in the ground plane, so a cube's half side
-    is size/sqrt(2) (as in CLEVR); spheres and cylinders have radius `size`. The object's centre sits at
-    z = scale, on the ground."""
-    return size / math.sqrt(2.0) if shape == "cube" else size
 
 
 def sample(task: Task, split: str, index: int, seed: int) -> Scene:

@@ -96,12 +96,12 @@ def format_object(obj: Obj, task: Task, precision: int = 3) -> str:
     for name, decl in task.numeric.items():
         if name not in obj.numbers:
             continue
-        values = [_format_number(v, precision) for v in obj.numbers[name]]
+        values = [format_number(v, precision) for v in obj.numbers[name]]
         parts.append(f"{name}={values[0]}" if decl.arity == 1 else f"{name}=({', '.join(values)})")
     return f"add({', '.join(parts)})"
 
 
-def _format_number(value: float, precision: int) -> str:
+def format_number(value: float, precision: int) -> str:
     text = f"{value:+.{precision}f}"
     return "+" + text[1:] if float(text) == 0 else text  # no '-0.000'
 

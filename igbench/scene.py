@@ -6,12 +6,20 @@ at the top-left corner of the image. World: z up, the ground plane is z = 0.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from igbench.program import Obj, Program
 from igbench.task import Task
+
+
+def object_scale(shape: str, size: float) -> float:
+    """Scale of the unit mesh: `size` is the bounding radius in the ground plane, so a cube's half side
+    is size/sqrt(2) (as in CLEVR); spheres and cylinders have radius `size`. The object's centre sits at
+    z = scale, on the ground."""
+    return size / math.sqrt(2.0) if shape == "cube" else size
 
 
 @dataclass(frozen=True)

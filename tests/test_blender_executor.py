@@ -21,7 +21,7 @@ add(shape='cube', color='blue', material='metal', size='large', loc=(+1.500, -0.
 @pytest.fixture(scope="module")
 def session():
     from igbench.blender_scenes.session import BlenderSession
-    from igbench.blender_scenes.settings import RenderSettings
+    from igbench.render_settings import RenderSettings
 
     return BlenderSession(TASK, RenderSettings(width=64, height=48, samples=4))
 
@@ -83,7 +83,7 @@ def test_objects_are_replaced_between_scenes(session):
 def test_gpu_request_without_a_gpu_fails_clearly():
     code = (
         "from igbench.blender_scenes.session import BlenderSession\n"
-        "from igbench.blender_scenes.settings import RenderSettings\n"
+        "from igbench.render_settings import RenderSettings\n"
         "from igbench.task import load_task\n"
         "try:\n"
         "    BlenderSession(load_task('clevr'), RenderSettings(device='gpu'))\n"
@@ -106,7 +106,7 @@ def _render_twice(settings):
 
 
 def test_cycles_re_renders_are_byte_identical():
-    from igbench.blender_scenes.settings import RenderSettings
+    from igbench.render_settings import RenderSettings
 
     first, again = _render_twice(RenderSettings(width=64, height=48, samples=4, denoise=False))
     assert first == again
@@ -115,7 +115,7 @@ def test_cycles_re_renders_are_byte_identical():
 
 def test_denoised_re_renders_differ_by_at_most_one_level_in_a_few_pixels():
     # OpenImageDenoise on the CPU is not bit-reproducible (measured: up to 17 of 153,600 pixels, one level).
-    from igbench.blender_scenes.settings import RenderSettings
+    from igbench.render_settings import RenderSettings
 
     first, again = (np.asarray(Image.open(io.BytesIO(png))).astype(int)
                     for png in _render_twice(RenderSettings(width=64, height=48, samples=4)))
@@ -125,7 +125,7 @@ def test_denoised_re_renders_differ_by_at_most_one_level_in_a_few_pixels():
 
 def test_depth_is_the_camera_axis_distance_in_millimetres():
     from igbench.blender_scenes.session import BlenderSession
-    from igbench.blender_scenes.settings import RenderSettings
+    from igbench.render_settings import RenderSettings
 
     scene = scene_at(96, 64)
     result = BlenderSession(TASK, RenderSettings(width=96, height=64, samples=1, depth=True)).render(scene)

@@ -225,7 +225,7 @@ def test_render_re_renders_pose_and_canvas_programs(data, data_quat, tmp_path, c
             assert group["render"]["failed"] == 0 and group["render"]["rendered"] == group["n"], task
             assert group["mask_iou"] > 0.95 and group["psnr"] > 30, task
     # a quaternion read as Euler angles would render another pose: the cache key holds the representation
-    from igbench.blender_scenes.settings import RenderSettings
+    from igbench.render_settings import RenderSettings
     from igbench.score.rerender import render_key
 
     scene = {"objects": [], "camera": {}, "lights": [], "seed": 0}

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from igbench.blender_scenes.settings import RenderSettings, parse_resolution
+from igbench.render_settings import RenderSettings, parse_resolution
 from igbench.errors import UserError
 
 DEFAULTS = RenderSettings()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from igbench.program import Obj, _format_number
+from igbench.program import Obj, format_number
 from igbench.scene import object_from_row
 from igbench.task import Task
 
@@ -62,7 +62,7 @@ def format_target(objects: list[Obj], task: Task, rng=None, shuffle_attributes: 
                 texts = [number_token] * len(obj.numbers[name])
                 values.extend(float(v) for v in obj.numbers[name])
             else:
-                texts = [_format_number(v, precision) for v in obj.numbers[name]]
+                texts = [format_number(v, precision) for v in obj.numbers[name]]
             parts.append(f"{name}={texts[0]}" if decl.arity == 1 else f"{name}=({', '.join(texts)})")
         if shuffle_attributes:
             parts = [parts[i] for i in rng.permutation(len(parts))]
@@ -88,7 +88,7 @@ def fill_numbers(text: str, values: list[float], number_token: str, precision: i
     pieces = text.split(number_token)
     out = [pieces[0]]
     for i, piece in enumerate(pieces[1:]):
-        out.append(_format_number(values[i], precision) if i < len(values) else number_token)
+        out.append(format_number(values[i], precision) if i < len(values) else number_token)
         out.append(piece)
     return "".join(out)
 

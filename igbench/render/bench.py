@@ -29,7 +29,7 @@ from statistics import mean
 
 import numpy as np
 
-from igbench.blender_scenes.settings import RenderSettings, original_clevr_settings, reference_settings
+from igbench.render_settings import RenderSettings, original_clevr_settings, reference_settings
 from igbench.task import load_task
 
 REFERENCE_SEED_OFFSET = 0x5EED  # (r) samples with another Cycles seed than (a) and (b): no shared noise

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from igbench.render.result import RenderResult
+from igbench.render_result import RenderResult
 from igbench.scene import Scene
 from igbench.task import Task
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from igbench import __version__
-from igbench.blender_scenes.settings import RenderSettings, parse_resolution
+from igbench.render_settings import RenderSettings, parse_resolution
 from igbench.dataset import finished_shards, num_shards, shard_path, split_dir, write_shard
 from igbench.errors import UserError
 from igbench.files import write_json_atomic

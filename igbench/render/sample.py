@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from igbench.blender_scenes.settings import RenderSettings
+from igbench.render_settings import RenderSettings
 from igbench.generators import sample_scene
 from igbench.program import format_program
-from igbench.render.result import RenderResult
+from igbench.render_result import RenderResult
 from igbench.render.staging import stage_sample
 from igbench.scene import Scene
 from igbench.task import Task

@@ -17,7 +17,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Callable
 
-from igbench.blender_scenes.settings import RenderSettings
+from igbench.render_settings import RenderSettings
 from igbench.errors import UserError
 
 MAX_START_FAILURES = 3

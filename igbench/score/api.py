@@ -20,6 +20,7 @@ from igbench.score.pose import score_points2d_split, score_pose_split, task_kind
 from igbench.score.params import aggregate_params, canonical_order, encode, parameter_stats, yaw_periods
 from igbench.score.predictions import (Prediction, parse_prediction, parse_prediction_lines, read_predictions)
 from igbench.score.reference import ReferenceSplit, load_reference, reference_from_rows, split_id
+from igbench.score.report import worst_first, write_report
 
 
 @dataclass
@@ -245,17 +246,8 @@ def _render_and_compare(ref, ids, parsed, samples, group, *, device, render_devi
         record.update(values.get(record["id"], {k: None for k in IMAGE_METRICS}))
         if record["id"] in failed:
             record["render_error"] = failed[record["id"]][:300]
-    ranked = sorted(samples, key=_badness)
+    ranked = sorted(samples, key=worst_first)
     return {r["id"]: {"ref": pairs[r["id"]][0], "out": pairs[r["id"]][2]} for r in ranked[:worst] if r["id"] in pairs}
-
-
-def _badness(record: dict):
-    """Worst first: lowest F1@0.5 (CLEVR) or quality (pose: MSSD average recall; dot2d: minus the position
-    error), then lowest PSNR, then largest position error."""
-    psnr = record.get("psnr")
-    quality = record["f1@0.5"] if "f1@0.5" in record else record.get("quality")
-    return (quality if quality is not None else -float("inf"), psnr if psnr is not None else float("inf"),
-            -(record.get("loc_l2_mean") or 0.0))
 
 
 # --------------------------------------------------------------------------------------------- the CLI
@@ -263,7 +255,6 @@ def _badness(record: dict):
 
 def run_score(config: ScoreConfig) -> tuple[ScoreRun, Path]:
     """Score, then write scores.json, samples.jsonl, score_config.json and report/ into the output folder."""
-    from igbench.score.report import write_report
 
     if config.workers < 1:
         raise UserError(f"--workers must be at least 1, got {config.workers}")
@@ -284,7 +275,7 @@ def run_score(config: ScoreConfig) -> tuple[ScoreRun, Path]:
         _write_json(out / "scores.json", run.scores)
         _write_json(out / "score_config.json", asdict(config))
         with open(out / "samples.jsonl.tmp", "w") as f:
-            for record in sorted(run.samples, key=_badness):
+            for record in sorted(run.samples, key=worst_first):
                 f.write(json.dumps(record) + "\n")
         os.replace(out / "samples.jsonl.tmp", out / "samples.jsonl")
         write_report(run, out / "report")

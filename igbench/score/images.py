@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from igbench.blender_scenes.settings import RenderSettings
+from igbench.render_settings import RenderSettings
 from igbench.metrics import image as IM
 from igbench.scene import Camera, Light, Scene
 from igbench.score.reference import ReferenceSplit

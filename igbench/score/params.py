@@ -157,7 +157,7 @@ def parameter_stats(pred: ObjectTable, gt: ObjectTable, n_scenes: int, attr_name
     return stats
 
 
-def _none_if_nan(x):
+def none_if_nan(x):
     return None if x is None or not np.isfinite(x) else float(x)
 
 
@@ -176,12 +176,12 @@ def aggregate_params(stats: ParamStats, parsed_ok: np.ndarray, n_resamples: int 
     ratios["count_abs_err"] = (c.get("count_abs_err", ones * 0), ones)
     has_pairs = bool(len(p.get("dist", ())))
     acc = M.attribute_accuracy(p["pred_attr"], p["gt_attr"]) if has_pairs else np.full(len(stats.attr_names), np.nan)
-    out["attr_acc"] = {name: _none_if_nan(acc[a]) for a, name in enumerate(stats.attr_names)}
+    out["attr_acc"] = {name: none_if_nan(acc[a]) for a, name in enumerate(stats.attr_names)}
     for name in stats.attr_names:
         ratios[f"attr_acc.{name}"] = (c[f"attr_ok:{name}"], c["n_pairs"])
     errors = p["dist"] if has_pairs else np.zeros(0)  # = position_errors(pred_loc, gt_loc) of the pairs
-    out["loc_l2_mean"] = _none_if_nan(np.mean(errors)) if len(errors) else None
-    out["loc_l2_median"] = _none_if_nan(np.median(errors)) if len(errors) else None
+    out["loc_l2_mean"] = none_if_nan(np.mean(errors)) if len(errors) else None
+    out["loc_l2_median"] = none_if_nan(np.median(errors)) if len(errors) else None
     ratios["loc_l2_mean"] = (c["loc_err_sum"], c["n_pairs"])
     yaw = p["yaw_err"][np.isfinite(p["yaw_err"])] if has_pairs else np.zeros(0)
     out["rot_err_deg_mean"] = float(np.mean(yaw)) if len(yaw) else None
@@ -194,7 +194,7 @@ def aggregate_params(stats: ParamStats, parsed_ok: np.ndarray, n_resamples: int 
         key = M.threshold_key(t)
         prec, rec, f1 = M.precision_recall_f1(float(c[f"tp@{key}"].sum()), n_pred, n_gt)
         out[f"precision@{key}"], out[f"recall@{key}"], out[f"f1@{key}"] = prec, rec, f1
-        out[f"ap@{key}"] = _none_if_nan(M.average_precision(stats.ap_flags[t], int(n_gt)))
+        out[f"ap@{key}"] = none_if_nan(M.average_precision(stats.ap_flags[t], int(n_gt)))
         ratios[f"precision@{key}"] = (c[f"tp@{key}"], c["n_pred"])
         ratios[f"recall@{key}"] = (c[f"tp@{key}"], c["n_gt"])
     out["ci95"] = bootstrap_intervals(ratios, stats.thresholds, n_resamples, seed)
@@ -221,5 +221,5 @@ def bootstrap_intervals(ratios: dict, thresholds, n_resamples: int, seed: int) -
     out = {}
     for name, values in columns.items():
         lo, hi = percentile_interval(values[:, None])
-        out[name] = [_none_if_nan(lo[0]), _none_if_nan(hi[0])]
+        out[name] = [none_if_nan(lo[0]), none_if_nan(hi[0])]
     return out

@@ -18,7 +18,7 @@ import numpy as np
 from igbench.errors import UserError
 from igbench.metrics import params as M
 from igbench.metrics import pose as P
-from igbench.score.params import _none_if_nan, bootstrap_intervals
+from igbench.score.params import none_if_nan, bootstrap_intervals
 
 ROT_THRESHOLDS_DEG = (5, 10, 15)
 ADD_THRESHOLD = 0.1  # x diameter
@@ -226,8 +226,8 @@ def score_pose_split(ref, ids, parsed, n_resamples: int, seed: int) -> tuple[dic
     _counts(n_pred, n_gt, np.array([p.ok for p in parsed]), ratios, out)
     n_pairs = np.bincount(s, minlength=n).astype(float)
     gt_den = n_gt.astype(float)
-    out["attr_acc"] = {"object": _none_if_nan(obj_ok.mean()) if len(s) else None,
-                       "material": _none_if_nan(mat_ok.mean()) if len(s) else None}
+    out["attr_acc"] = {"object": none_if_nan(obj_ok.mean()) if len(s) else None,
+                       "material": none_if_nan(mat_ok.mean()) if len(s) else None}
     ratios["attr_acc.object"] = (_sums(s, obj_ok, n), n_pairs)
     ratios["attr_acc.material"] = (_sums(s, mat_ok, n), n_pairs)
     means = {"rot_err_deg": pair["rot_err_deg"], "trans_err": pair["trans_err"], "add_rel": rel["add"],
@@ -264,9 +264,9 @@ def score_pose_split(ref, ids, parsed, n_resamples: int, seed: int) -> tuple[dic
         wrong = [name for name, ok in (("object", obj_ok[k]), ("material", mat_ok[k])) if not ok]
         by_scene.setdefault(b, []).append({
             "gt": j, "pred": i, "loc_l2": float(dist[k]), "wrong": wrong,
-            "rot_err_deg": _none_if_nan(pair["rot_err_deg"][k]), "add_rel": _none_if_nan(rel["add"][k]),
-            "adds_rel": _none_if_nan(rel["adds"][k]), "mssd_rel": _none_if_nan(rel["mssd"][k]),
-            "mspd_px": _none_if_nan(pair["mspd"][k]), "symmetric": bool(symmetric[k]),
+            "rot_err_deg": none_if_nan(pair["rot_err_deg"][k]), "add_rel": none_if_nan(rel["add"][k]),
+            "adds_rel": none_if_nan(rel["adds"][k]), "mssd_rel": none_if_nan(rel["mssd"][k]),
+            "mspd_px": none_if_nan(pair["mspd"][k]), "symmetric": bool(symmetric[k]),
         })
     for b, (sample_id, pp) in enumerate(zip(ids, parsed)):
         objects = sorted(by_scene.get(b, []), key=lambda o: o["gt"])
@@ -309,7 +309,7 @@ def score_points2d_split(ref, ids, parsed, n_resamples: int, seed: int) -> tuple
     for b, (sample_id, pp) in enumerate(zip(ids, parsed)):
         ks = np.flatnonzero(s == b)
         objects = [{"gt": int(c[k]), "pred": int(r[k]), "loc_l2": float(dist[k]), "wrong": [], "rot_err_deg": None,
-                    "pos_err_px": _none_if_nan(px[k])} for k in ks]
+                    "pos_err_px": none_if_nan(px[k])} for k in ks]
         record = _base_record(ref, sample_id, pp, n_pred[b], n_gt[b])
         mean = float(np.mean(dist[ks])) if len(ks) else None
         # worst first: unmatched dots count as a whole canvas off

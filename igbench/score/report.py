@@ -89,6 +89,15 @@ def _quality(record: dict) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def worst_first(record: dict):
+    """Worst first: lowest F1@0.5 (CLEVR) or quality (pose: MSSD average recall; dot2d: minus the position
+    error), then lowest PSNR, then largest position error."""
+    psnr = record.get("psnr")
+    quality = record["f1@0.5"] if "f1@0.5" in record else record.get("quality")
+    return (quality if quality is not None else -float("inf"), psnr if psnr is not None else float("inf"),
+            -(record.get("loc_l2_mean") or 0.0))
+
+
 def write_report(run, folder: Path) -> None:
     from PIL import Image
 
@@ -101,10 +110,8 @@ def write_report(run, folder: Path) -> None:
         Image.fromarray(picture).resize((picture.shape[1] * scale, picture.shape[0] * scale), Image.NEAREST).save(folder / name)
         pictures[sample_id] = name
     plots = _plots(run.samples, folder)
-    from igbench.score.api import _badness
-
     rows = []
-    for record in sorted(run.samples, key=_badness)[:500]:
+    for record in sorted(run.samples, key=worst_first)[:500]:
         picture = pictures.get(record["id"])
         picture_cell = f'<img src="{picture}">' if picture else ""
         objects = "; ".join(

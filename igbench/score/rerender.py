@@ -14,7 +14,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from igbench.blender_scenes.settings import RenderSettings
+from igbench.render_settings import RenderSettings
 
 CACHE_VERSION = 1
 
