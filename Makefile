@@ -16,7 +16,7 @@ samples ?=
 device ?= cpu
 scale ?= small
 
-.PHONY: setup render test bench benchmark clean
+.PHONY: setup render test bench benchmark leaderboard clean
 
 setup: $(VENV)/.installed
 
@@ -40,10 +40,11 @@ test: setup
 bench: setup
 	$(BIN)/igbench bench render --n 10 --device $(device)
 
-# The benchmark table (docs/baselines.md): render, train every model, predict, score -> results/README.md.
-# scale=small (default: 2 CPU cores, under an hour) or scale=paper (GPUs: 4,000 train images, the 7B recipe).
-benchmark: setup
-	$(BIN)/python -m igbench.baselines.benchmark --scale $(scale)
+# `make bench`: render speed on this machine (igbench bench render). `make benchmark` (or `make leaderboard`):
+# the leaderboard (docs/baselines.md): render, train every model, predict, score -> results/README.md.
+# scale=small (default: 2 CPU cores, under an hour), dot2d, or paper (GPUs: 4,000 train images, the 7B recipe).
+benchmark leaderboard: setup
+	$(BIN)/python -m igbench.leaderboard.run --scale $(scale)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

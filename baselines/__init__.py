@@ -6,6 +6,6 @@
     cnn-set         a small CNN trained from scratch to fill K object slots, Hungarian-matched (DETR-style)
     render-compare  analysis by synthesis: refines any predictions' continuous parameters by re-rendering
 
-`igbench.baselines.benchmark` runs them all and writes results/ (`make benchmark`). Installed as
+The leaderboard (`igbench.leaderboard`, `make benchmark`) runs them all and writes results/. Installed as
 `igbench.baselines`; nothing here imports torch or bpy at import time.
 """

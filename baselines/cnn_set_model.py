@@ -16,9 +16,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from igbench.baselines import common
+from igbench.dataset import load_rows, split_fingerprint
+from igbench.runs import check_resume, check_task, open_run, start_run
+from igbench.score.predictions import append_predictions, todo_rows
 from igbench.baselines.cnn_set_config import NAME, CnnSetConfig
 from igbench.errors import UserError
+
+# What --resume must keep (logging, checkpoint frequency and threads may change).
+FIXED_ON_RESUME = ("model", "loss", "train.steps", "train.batch_size", "train.lr", "train.weight_decay",
+                   "train.warmup_steps", "train.seed", "train.train_split")
 
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint.pt"
@@ -31,8 +37,7 @@ class Layout:
     """Where each quantity sits in a slot's output vector, for a task."""
 
     def __init__(self, task):
-        rotation = task.numeric.get("rotation")
-        if rotation is not None and rotation.required:
+        if task.kind == "pose":
             raise UserError(f"cnn-set predicts positions and CLEVR-style yaw; task '{task.name}' needs 3-D rotations")
         self.attrs = {name: list(decl.values) for name, decl in task.categorical.items()}
         self.periods = {shape: math.radians(deg) for shape, deg in (task.spec.get("rotation_period_deg") or {}).items()}
@@ -224,10 +229,9 @@ def train(config: CnnSetConfig, data, output, resume: bool = False, progress: bo
     if tc.steps < 1 or tc.batch_size < 1:
         raise UserError("train.steps and train.batch_size must be at least 1")
     output = Path(output)
-    task, rows, folder = common.load_rows(data, tc.train_split, columns=["id", "task", "image", "objects"])
-    if resume and (output / "config.yaml").exists():
-        _check_resume(output, config)
-    common.start_run(output, NAME, config, task.name, data, resume, {"train_fingerprint": common.data_fingerprint(folder)})
+    task, rows, folder = load_rows(data, tc.train_split, columns=["id", "task", "image", "objects"])
+    check_resume(output, config, resume, FIXED_ON_RESUME)
+    start_run(output, NAME, config, task.name, data, {"train_fingerprint": split_fingerprint(folder)})
     _threads(tc.threads)
     torch.manual_seed(tc.seed)
     layout = Layout(task)
@@ -291,19 +295,6 @@ def train(config: CnnSetConfig, data, output, resume: bool = False, progress: bo
     return {"step": step, "loss": last.get("loss")}
 
 
-def _check_resume(output: Path, config: CnnSetConfig) -> None:
-    import yaml
-
-    from igbench.config import to_dict
-
-    before = yaml.safe_load((output / "config.yaml").read_text()) or {}
-    now = to_dict(config)
-    for section in ("model", "loss", "train"):
-        keep = {k: v for k, v in (before.get(section) or {}).items() if k not in ("log_every", "save_every", "threads")}
-        if keep != {k: v for k, v in now[section].items() if k in keep}:
-            raise UserError(f"--resume with a different '{section}' config than {output / 'config.yaml'}")
-
-
 # ---------------------------------------------------------------------------------------------- predict
 
 
@@ -312,10 +303,10 @@ def load_model(checkpoint) -> tuple:
 
     from igbench.task import load_task
 
-    run, config, info = common.open_run(checkpoint, NAME, CnnSetConfig)
+    run, config, info = open_run(checkpoint, NAME, CnnSetConfig)
     if not (run / WEIGHTS).exists():
         raise UserError(f"{run} holds no trained weights ({WEIGHTS}); finish training it first")
-    task = load_task(info.get("task", "clevr"))
+    task = load_task(info["task"])
     layout = Layout(task)
     model = CnnSet(config, layout)
     model.load_state_dict(load_file(str(run / WEIGHTS)))
@@ -329,11 +320,11 @@ def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides
 
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    _, config, info = common.open_run(checkpoint, NAME, CnnSetConfig, overrides)
+    _, config, info = open_run(checkpoint, NAME, CnnSetConfig, overrides)
     model, _, layout, task = load_model(checkpoint)
-    data_task, rows, _ = common.load_rows(data, split, columns=["id", "task", "image"])
-    common.check_task(info, data_task, data)
-    todo, skipped = common.todo_rows(rows, Path(out), limit)
+    data_task, rows, _ = load_rows(data, split, columns=["id", "task", "image"])
+    check_task(info, data_task, data)
+    todo, skipped = todo_rows(rows, Path(out), limit)
     size = batch_size or config.predict.batch_size
     _threads(config.train.threads)
     written = 0
@@ -342,7 +333,7 @@ def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides
             chunk = todo[start:start + size]
             images = encode_images(chunk, config.model.width, config.model.height).float() / 255.0
             programs = decode(model(images), layout, config, task)
-            common.append_predictions(Path(out), [
+            append_predictions(Path(out), [
                 {"id": r["id"], "program": format_program(p, task, precision=config.predict.precision)}
                 for r, p in zip(chunk, programs)])
             written += len(chunk)

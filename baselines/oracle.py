@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from igbench.baselines import common
+from igbench.dataset import load_rows, split_fingerprint, split_folder
+from igbench.runs import check_resume, check_task, open_run, start_run
+from igbench.score.predictions import append_predictions, todo_rows
 
 NAME = "oracle"
 DEFAULT_CONFIG = common.preset("oracle")
@@ -36,21 +39,21 @@ CONFIG_CLASS = OracleConfig
 
 
 def train(config: OracleConfig, data, output, resume: bool = False, progress: bool = True) -> dict:
-    folder = common.split_folder(data, config.train.train_split)
-    task, _, _ = common.load_rows(data, config.train.train_split, columns=["id", "task"])
-    common.start_run(Path(output), NAME, config, task.name, data, resume,
-                     {"train_fingerprint": common.data_fingerprint(folder)})
+    folder = split_folder(data, config.train.train_split)
+    task, _, _ = load_rows(data, config.train.train_split, columns=["id", "task"])
+    check_resume(Path(output), config, resume, fixed=())
+    start_run(Path(output), NAME, config, task.name, data, {"train_fingerprint": split_fingerprint(folder)})
     return {"step": 0, "loss": None}
 
 
 def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides=(), progress=True) -> dict:
     from igbench.program import format_program
 
-    _, config, info = common.open_run(checkpoint, NAME, OracleConfig, overrides)
-    task, rows, _ = common.load_rows(data, split, columns=["id", "task", "objects"])
-    common.check_task(info, task, data)
-    todo, skipped = common.todo_rows(rows, Path(out), limit)
+    _, config, info = open_run(checkpoint, NAME, OracleConfig, overrides)
+    task, rows, _ = load_rows(data, split, columns=["id", "task", "objects"])
+    check_task(info, task, data)
+    todo, skipped = todo_rows(rows, Path(out), limit)
     records = [{"id": r["id"], "program": format_program(common.reference_program(r, task), task,
                                                           precision=config.predict.precision)} for r in todo]
-    common.append_predictions(Path(out), records)
+    append_predictions(Path(out), records)
     return {"written": len(records), "skipped": skipped, "out": str(out)}

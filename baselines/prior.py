@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from igbench.baselines import common
+from igbench.dataset import load_rows, split_fingerprint
+from igbench.files import write_json_atomic
+from igbench.runs import check_resume, check_task, open_run, start_run
+from igbench.score.predictions import append_predictions, todo_rows
 
 NAME = "prior"
 DEFAULT_CONFIG = common.preset("prior")
@@ -106,12 +110,12 @@ def prior_program(stats: dict, task):
 
 
 def train(config: PriorConfig, data, output, resume: bool = False, progress: bool = True) -> dict:
-    task, rows, folder = common.load_rows(data, config.train.train_split, columns=["id", "task", "objects"])
+    task, rows, folder = load_rows(data, config.train.train_split, columns=["id", "task", "objects"])
     output = Path(output)
-    common.start_run(output, NAME, config, task.name, data, resume,
-                     {"train_fingerprint": common.data_fingerprint(folder)})
+    check_resume(output, config, resume, fixed=())
+    start_run(output, NAME, config, task.name, data, {"train_fingerprint": split_fingerprint(folder)})
     stats = fit_prior([r["objects"] for r in rows], task)
-    (output / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
+    write_json_atomic(output / STATS_FILE, stats, sort_keys=False)
     return {"step": 0, "loss": None}
 
 
@@ -119,13 +123,13 @@ def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides
     from igbench.errors import UserError
     from igbench.program import format_program
 
-    run, config, info = common.open_run(checkpoint, NAME, PriorConfig, overrides)
+    run, config, info = open_run(checkpoint, NAME, PriorConfig, overrides)
     if not (run / STATS_FILE).exists():
         raise UserError(f"{run} holds no {STATS_FILE}; train it first")
     stats = json.loads((run / STATS_FILE).read_text())
-    task, rows, _ = common.load_rows(data, split, columns=["id", "task"])
-    common.check_task(info, task, data)
+    task, rows, _ = load_rows(data, split, columns=["id", "task"])
+    check_task(info, task, data)
     text = format_program(prior_program(stats, task), task, precision=config.predict.precision)
-    todo, skipped = common.todo_rows(rows, Path(out), limit)
-    common.append_predictions(Path(out), [{"id": r["id"], "program": text} for r in todo])
+    todo, skipped = todo_rows(rows, Path(out), limit)
+    append_predictions(Path(out), [{"id": r["id"], "program": text} for r in todo])
     return {"written": len(todo), "skipped": skipped, "out": str(out)}

@@ -12,9 +12,11 @@ below `min_step`. One render goes to the prediction as given and one to the resu
 whole-image loss is not lower, the prediction is kept unchanged. So each scene costs at most `budget`
 renders.
 
-    igbench train --model render-compare --data data/clevr --output runs/render-compare   # writes the config
-    igbench predict --checkpoint runs/render-compare --data data/clevr --split test \\
-        --out refined.jsonl predict.base=cnn-set-test.jsonl
+    igbench refine --model render-compare --base cnn-set-test.jsonl --data data/clevr --split test \\
+        --out refined.jsonl [refine.budget=24 ...]
+
+A refiner, not a trained model: nothing is learnt, so there is no `igbench train` for it (the registry's
+refiner interface, igbench.models).
 
 Each output line carries, besides id and program, `renders`, `loss_before` and `loss_after`. The Blender
 session lives in a child process: this module never imports bpy.
@@ -24,7 +26,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,9 @@ from typing import Optional
 import numpy as np
 
 from igbench.baselines import common
+from igbench.dataset import load_rows
 from igbench.errors import UserError
+from igbench.score.predictions import append_predictions, todo_rows
 
 NAME = "render-compare"
 DEFAULT_CONFIG = common.preset("render-compare")
@@ -53,20 +56,19 @@ class RefineSettings:
 
 
 @dataclass
-class RefinePredict:
-    base: Optional[str] = None  # the predictions (JSONL) to refine: required at predict time
-    batch_size: int = 1  # unused (scenes are refined one at a time); kept for the predict CLI
-    precision: int = 3
+class RefineOutput:
+    precision: int = 3  # digits after the point in the written programs
     render_device: str = "cpu"  # cpu | gpu (Cycles)
 
 
 @dataclass
 class RenderCompareConfig:
     refine: RefineSettings = field(default_factory=RefineSettings)
-    predict: RefinePredict = field(default_factory=RefinePredict)
+    predict: RefineOutput = field(default_factory=RefineOutput)
 
 
 CONFIG_CLASS = RenderCompareConfig
+REFINER = True  # igbench.models: refines another model's predictions (`refine`), has no train/predict
 
 
 # ------------------------------------------------------------------------------------------ the search
@@ -226,81 +228,6 @@ def refine_program(program, target_rgb: np.ndarray, camera, task, render, settin
 # --------------------------------------------------------------------------------- the render process
 
 
-class Renderer:
-    """One Blender session in a child process (spawned: the parent never imports bpy)."""
-
-    def __init__(self, task_path: str, settings):
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(str(task_path), settings, child), daemon=True)
-        self._proc.start()
-        child.close()
-        kind, payload = self._recv()
-        if kind != "ready":
-            self.close()
-            raise UserError(f"render-compare could not start Blender: {payload}")
-        self.count = 0
-        self.seconds = 0.0
-
-    def _recv(self):
-        try:
-            return self._conn.recv()
-        except EOFError:
-            return "error", f"the Blender process exited (code {self._proc.exitcode})"
-
-    def render(self, scene) -> np.ndarray:
-        from PIL import Image
-
-        tick = time.perf_counter()
-        self._conn.send(json.dumps(scene))
-        kind, payload = self._recv()
-        if kind != "ok":
-            raise RuntimeError(payload)
-        self.count += 1
-        self.seconds += time.perf_counter() - tick
-        with Image.open(io.BytesIO(payload)) as img:
-            return np.asarray(img.convert("RGB"))
-
-    def close(self) -> None:
-        try:
-            self._conn.close()
-        finally:
-            self._proc.join(timeout=10)
-            if self._proc.is_alive():
-                self._proc.terminate()
-
-
-def _serve(task_path: str, settings, conn) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # Blender prints a line per render
-    try:
-        from igbench.blender_scenes.session import BlenderSession
-        from igbench.scene import Scene
-        from igbench.task import load_task
-
-        task = load_task(task_path)
-        session = BlenderSession(task, settings)
-    except Exception as err:  # noqa: BLE001 - reported to the parent
-        conn.send(("error", f"{type(err).__name__}: {err}"))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            result = session.render(Scene.from_dict(json.loads(job), task))
-            conn.send(("ok", result.rgb_png))
-        except Exception as err:  # noqa: BLE001 - one failed render is that scene's problem
-            conn.send(("error", f"{type(err).__name__}: {err}"))
-
-
 def render_settings(split_folder: Path, camera, config: RenderCompareConfig):
     """The split's own render settings (every field `render_config.json` saved, so that the true program
     re-renders to the input image even after igbench's defaults change), at the camera's resolution, on
@@ -319,17 +246,6 @@ def render_settings(split_folder: Path, camera, config: RenderCompareConfig):
 # ------------------------------------------------------------------------------------- registry entry
 
 
-def train(config: RenderCompareConfig, data, output, resume: bool = False, progress: bool = True) -> dict:
-    """Nothing to learn: checks the data and writes the run folder (config.yaml, run.yaml)."""
-    data = Path(data)
-    splits = [p for p in ([data] + sorted(data.iterdir()) if data.is_dir() else []) if any((p / "data").glob("*.parquet"))]
-    if not splits:
-        raise UserError(f"{data} holds no rendered split")
-    task, _, _ = common.load_rows(splits[0], splits[0].name, columns=["id", "task"])
-    common.start_run(Path(output), NAME, config, task.name, data, resume)
-    return {"step": 0, "loss": None}
-
-
 def read_base(path: str | Path, task) -> dict:
     """id -> Program of a predictions file (lenient parse: what the scorer would score)."""
     from igbench.score.predictions import parse_prediction, read_predictions
@@ -338,22 +254,21 @@ def read_base(path: str | Path, task) -> dict:
     return {r.id: parse_prediction(r, task).program for r in records}
 
 
-def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides=(), progress=True) -> dict:
+def refine(config: RenderCompareConfig, base, data, split, out, limit=None, progress=True) -> dict:
+    """Refine the predictions in `base` for the samples of `data`/`split`, appending to `out` (resumable:
+    ids already in `out` are skipped)."""
     from PIL import Image
     from tqdm.auto import tqdm
 
     from igbench.program import Program, format_program
+    from igbench.render.child import BlenderProcess
     from igbench.scene import Camera, Light, Scene
 
-    _, config, info = common.open_run(checkpoint, NAME, RenderCompareConfig, overrides)
-    if not config.predict.base:
-        raise UserError("render-compare refines existing predictions: pass predict.base=PREDICTIONS.jsonl")
-    if not Path(config.predict.base).is_file():
-        raise UserError(f"predict.base: no such file: {config.predict.base}")
-    task, rows, folder = common.load_rows(data, split, columns=["id", "task", "index", "seed", "image", "camera", "lights"])
-    common.check_task(info, task, data)
-    base = read_base(config.predict.base, task)
-    todo, skipped = common.todo_rows(rows, Path(out), limit)
+    if not Path(base).is_file():
+        raise UserError(f"--base: no such predictions file: {base}")
+    task, rows, folder = load_rows(data, split, columns=["id", "task", "index", "seed", "image", "camera", "lights"])
+    base_file, base = str(base), read_base(base, task)
+    todo, skipped = todo_rows(rows, Path(out), limit)
     renderers: dict = {}
     written = renders = 0
     bar = tqdm(total=len(todo), desc=f"render-compare {split}", disable=not progress, unit="scene", dynamic_ncols=True)
@@ -364,7 +279,7 @@ def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides
             program = base.get(row["id"], Program())
             key = (camera.width, camera.height)
             if key not in renderers and program.objects:
-                renderers[key] = Renderer(str(task.path), render_settings(folder, camera, config))
+                renderers[key] = BlenderProcess(str(task.path), render_settings(folder, camera, config), "render-compare")
             renderer = renderers.get(key)
 
             def render(p, _row=row, _camera=camera, _lights=lights):
@@ -382,8 +297,8 @@ def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides
             stats["seconds"] = round(time.perf_counter() - tick, 3)
             renders += stats.get("renders", 0)
             record = {"id": row["id"], "program": format_program(refined, task, precision=config.predict.precision),
-                      "base": str(config.predict.base), **stats}
-            common.append_predictions(Path(out), [record])
+                      "base": base_file, **stats}
+            append_predictions(Path(out), [record])
             written += 1
             bar.update(1)
     finally:

@@ -67,4 +67,4 @@ class LibraryObjects:
 
 
 def object_builder(task: Task):
-    return LibraryObjects(task) if task.library is not None else ClevrObjects(task)
+    return LibraryObjects(task) if task.kind == "pose" else ClevrObjects(task)

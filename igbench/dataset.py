@@ -12,12 +12,14 @@ Load a split with the standard API:
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
 from pathlib import Path
 
 from igbench.errors import UserError
+from igbench.files import replaced_atomically
 from igbench.task import Task
 
 SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$")
@@ -37,7 +39,7 @@ def features(task: Task, depth: bool = False):
     obj["visible_pixels"] = Value("int32")
     obj["bbox"] = List(Value("int32"), length=4)  # x_min, y_min, x_max, y_max (exclusive); -1s if unseen
     matrix = List(List(Value("float64")))
-    pose = task.spec.get("annotations") == "pose"
+    pose = task.kind == "pose"
     if pose:  # enough for the BOP metrics without re-deriving anything
         obj.update({
             "R_world": matrix, "t_world": List(Value("float64"), length=3),  # object -> world
@@ -96,10 +98,9 @@ def write_shard(rows: list[dict], task: Task, path: Path) -> None:
     disable_progress_bar()
     schema = features(task, depth=bool(rows) and "depth" in rows[0])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     ordered = [{key: row[key] for key in schema} for row in rows]
-    Dataset.from_list(ordered, features=schema).to_parquet(str(tmp))
-    os.replace(tmp, path)
+    with replaced_atomically(path) as tmp:
+        Dataset.from_list(ordered, features=schema).to_parquet(str(tmp))
 
 
 def split_folder(data: str | Path, split: str) -> Path:
@@ -111,6 +112,93 @@ def split_folder(data: str | Path, split: str) -> Path:
     if not any((folder / "data").glob("*.parquet")):
         raise UserError(f"{folder} holds no parquet shards (render it with `igbench render`)")
     return folder
+
+
+def shard_files(folder: Path, split: str) -> list[Path]:
+    """The split's parquet shards in `folder/data`, in name order."""
+    return sorted((Path(folder) / "data").glob(f"{split}-*.parquet"))
+
+
+def fingerprint_files(paths: list[Path]) -> str:
+    """sha256 over (file name, sha256 of its bytes) of every shard, in name order."""
+    outer = hashlib.sha256()
+    for path in sorted(paths, key=lambda p: p.name):
+        inner = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                inner.update(chunk)
+        outer.update(f"{path.name}\0{inner.hexdigest()}\n".encode())
+    return outer.hexdigest()
+
+
+def split_fingerprint(folder: Path) -> str:
+    """The fingerprint of a split folder's shards (what a run records of the data it was trained on)."""
+    return fingerprint_files(shard_files(folder, Path(folder).name))
+
+
+def split_task(names, folder) -> Task:
+    """The one task a split's rows (their `task` column) belong to."""
+    from igbench.task import load_task
+
+    names = set(names)
+    if len(names) != 1:
+        raise UserError(f"{folder} mixes tasks {sorted(names)}" if names else f"{folder} names no task")
+    return load_task(names.pop())
+
+
+def read_rows(folder: Path, split: str, columns: list[str] | None = None, optional: tuple[str, ...] = (),
+              required: tuple[str, ...] = ("id", "task", "objects")) -> list[dict]:
+    """The rows of a rendered split folder as dicts in id order, read with pyarrow straight from the parquet
+    shards: only `columns` (all when None) plus those of `optional` the shards have, so that what is not
+    asked for (images) is never decoded. Every `required` column the read asks for must be there."""
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    files = shard_files(folder, split)
+    if not files:
+        raise UserError(f"{folder} holds no parquet shards of split '{split}' (render it with `igbench render`)")
+    try:
+        present = set(pq.read_schema(str(files[0])).names)
+        wanted = None if columns is None else [*columns, *(c for c in optional if c in present and c not in columns)]
+        missing = [c for c in required if c not in present and (wanted is None or c in wanted)]
+        if missing:
+            raise UserError(f"{folder} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        table = pq.read_table([str(f) for f in files], columns=wanted)
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a damaged or foreign parquet file is the user's data problem
+        raise UserError(f"cannot read the shards in {folder / 'data'}: {str(err).splitlines()[0]}") from None
+    rows = sorted(table.to_pylist(), key=lambda r: r["id"])
+    if not rows:
+        raise UserError(f"{folder} is empty")
+    return rows
+
+
+def load_rows(data: str | Path, split: str, columns: list[str] | None = None) -> tuple[Task, list[dict], Path]:
+    """(task, rows in id order, split folder) of `data/<split>` or of the split folder itself; `columns`
+    limits what is read (the `task` column is always read: it names the task)."""
+    folder = split_folder(data, split)
+    if columns is not None and "task" not in columns:
+        columns = [*columns, "task"]
+    rows = read_rows(folder, split, columns)
+    return split_task((r["task"] for r in rows), folder), rows, folder
+
+
+def load_task_split(data: str | Path, split: str, required: tuple[str, ...] = ("id", "task", "image", "objects")):
+    """(task, `datasets.Dataset`) of a rendered split, for models that read images lazily batch by batch."""
+    folder = split_folder(data, split)
+    try:
+        rows = load_split(folder, split)
+    except UserError:
+        raise
+    except Exception as err:  # datasets raises many kinds for unreadable folders
+        raise UserError(f"cannot load {folder} as a dataset: {str(err).splitlines()[0]}") from None
+    missing = [c for c in required if c not in rows.column_names]
+    if missing:
+        raise UserError(f"{folder} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    if len(rows) == 0:
+        raise UserError(f"{folder} is empty")
+    return split_task(rows.unique("task"), folder), rows
 
 
 def load_split(source: str | Path, split: str | None = None):

@@ -10,14 +10,37 @@ from pathlib import Path
 from igbench.errors import UserError
 
 
+def cache_folder(name: str) -> Path:
+    """igbench's cache folder `name`: under $IGBENCH_CACHE, else $XDG_CACHE_HOME/igbench, else ~/.cache/igbench."""
+    base = os.environ.get("IGBENCH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "igbench")
+    return Path(base).expanduser() / name
+
+
+@contextmanager
+def replaced_atomically(path: Path):
+    """Yield a sibling `NAME.<pid>.tmp` to write (streamed, by any writer); on success it is renamed over
+    `path`, so readers see the old file or the whole new one; on failure it is removed. Processes writing
+    the same file do not share a temporary."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with replaced_atomically(path) as tmp:
+        tmp.write_bytes(data)
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    write_bytes_atomic(Path(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(Path(path), text.encode())
+
+
+def write_json_atomic(path: Path, data: dict, sort_keys: bool = True) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 @contextmanager

@@ -16,6 +16,13 @@ import yaml
 from igbench.errors import UserError, choices, did_you_mean
 
 TASKS_DIR = Path(__file__).parent / "tasks"
+# What a task is, declared by its YAML's `kind`; the dataset's columns, the scorer, the leaderboard's
+# columns and the models that can read it follow from it (each looks up `task.kind`, nothing is guessed).
+KINDS = {
+    "scene_set": "a set of objects on a ground plane (CLEVR): Hungarian matching in 3-D, attributes, counts",
+    "pose": "objects of a mesh library in full 3-D poses (so3, 6dof): pose annotations, BOP's pose errors",
+    "canvas": "points on a 2-D canvas (dot2d): position error in pixels",
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class Task:
     name: str
     description: str
     generator: str
+    kind: str  # one of KINDS
     categorical: dict[str, CategoricalField]
     numeric: dict[str, NumericField]
     splits: dict[str, dict]
@@ -137,9 +145,13 @@ def _load_task_file(path: Path) -> Task:
         raise UserError(f"task file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(spec, dict):
         raise UserError(f"task file {path} must hold a mapping")
-    missing = [k for k in ("name", "generator", "categorical", "numeric", "splits") if k not in spec]
+    missing = [k for k in ("name", "generator", "kind", "categorical", "numeric", "splits") if k not in spec]
     if missing:
-        raise UserError(f"task file {path} lacks {', '.join(missing)}")
+        raise UserError(f"task file {path} lacks {', '.join(missing)}"
+                        + (f" (kind: one of {choices(KINDS)})" if "kind" in missing else ""))
+    if spec["kind"] not in KINDS:
+        raise UserError(f"task file {path}: unknown kind '{spec['kind']}'{did_you_mean(str(spec['kind']), KINDS)}; "
+                        f"kinds: {choices(KINDS)}")
     categorical = {}
     for name, decl in (spec["categorical"] or {}).items():
         values = ("library",) if decl["values"] == "library" else tuple(decl["values"])
@@ -160,6 +172,7 @@ def _load_task_file(path: Path) -> Task:
         name=spec["name"],
         description=str(spec.get("description", "")).strip(),
         generator=spec["generator"],
+        kind=spec["kind"],
         categorical=categorical,
         numeric=numeric,
         splits=splits,

@@ -25,7 +25,7 @@ def scores_of(predictions, data, split, **options):
 
 
 def rows_of(data, split):
-    from igbench.baselines.common import load_rows
+    from igbench.dataset import load_rows
 
     return load_rows(data, split)[1]
 
@@ -219,7 +219,7 @@ def test_render_compare_without_base_predictions_is_a_one_line_error(data, tmp_p
 
 
 def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path, capsys):
-    from igbench.baselines.benchmark import main
+    from igbench.leaderboard.run import main
 
     paths = [f"results={tmp_path / 'r'}", f"runs={tmp_path / 'runs'}", f"data={tmp_path / 'data'}"]
     assert main(["--dry-run", *paths]) == 0
@@ -236,7 +236,7 @@ def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path,
 
 def test_baselines_import_neither_torch_nor_bpy():
     code = ("import igbench.models, igbench.baselines.oracle, igbench.baselines.prior, igbench.baselines.cnn_set, "
-            "igbench.baselines.render_compare, igbench.baselines.benchmark, igbench.baselines.table\n"
+            "igbench.baselines.render_compare, igbench.leaderboard.run, igbench.leaderboard.table\n"
             "import sys; print(' '.join(m for m in ('torch', 'bpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
@@ -246,7 +246,7 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
     """The driver on a task other than CLEVR: canvas renders, two rows of one model told apart by `label`."""
     import yaml
 
-    from igbench.baselines.benchmark import main
+    from igbench.leaderboard.run import main
 
     scale = tmp_path / "bench-toy.yaml"
     config = {"task": "dot2d", "data": str(tmp_path / "data"), "runs": str(tmp_path / "runs"),

@@ -116,6 +116,28 @@ def test_a_user_adds_a_split_by_editing_yaml(tmp_path):
     assert counts == {11, 12}
 
 
+@pytest.mark.parametrize("kind, needle", [(None, "lacks kind (kind: one of canvas, pose, scene_set)"),
+                                          ("scenes", "unknown kind 'scenes' (did you mean 'scene_set'?)")])
+def test_a_task_file_without_a_known_kind_is_refused_in_one_line(tmp_path, capsys, kind, needle):
+    spec = yaml.safe_load(TASK.path.read_text())
+    spec.pop("kind")
+    if kind is not None:
+        spec["kind"] = kind
+    path = tmp_path / f"clevr_{kind}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["render", "--task", str(path), "--split", "ood", "--n", "1", "--out", str(tmp_path), "--programs-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_the_task_kind_is_declared_and_decides_the_dataset_columns():
+    from igbench.dataset import features
+
+    kinds = {name: load_task(name).kind for name in ("clevr", "so3", "6dof", "dot2d")}
+    assert kinds == {"clevr": "scene_set", "so3": "pose", "6dof": "pose", "dot2d": "canvas"}
+    assert "R_cam" in features(load_task("so3"))["objects"].feature and "R_cam" not in features(TASK)["objects"].feature
+
+
 def test_programs_only_cli_writes_sampled_scenes(tmp_path, capsys):
     assert main(["render", "--split", "ood", "--n", "25", "--out", str(tmp_path), "--programs-only", "--quiet"]) == 0
     lines = (tmp_path / "clevr" / "ood" / "programs.jsonl").read_text().splitlines()

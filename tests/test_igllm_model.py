@@ -116,7 +116,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "did you mean 'train.max_steps'" not in mine[0] and "unknown config key 'train.bogus'" in mine[0]
     assert "did you mean 'igllm'" in mine[1]
     assert "not an igbench run" in mine[3]
-    assert "lacks the columns image, objects" in mine[4]
+    assert "lacks the columns task, image, objects" in mine[4]
 
 
 def test_light_modules_import_neither_torch_nor_bpy():
@@ -124,7 +124,7 @@ def test_light_modules_import_neither_torch_nor_bpy():
             "igbench.models.prompting, igbench.config, sys; "
             "print(sorted(m for m in ('torch', 'bpy', 'transformers') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
-    code = "import igbench.train, igbench.predict, igbench.models.igllm, sys; print('bpy' in sys.modules)"
+    code = "import igbench.models.igllm_train, igbench.models.igllm_predict, igbench.models.igllm, sys; print('bpy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
@@ -178,9 +178,9 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(finetune, train_vision, 
     import torch
 
     from igbench.models import igllm
-    from igbench.train import load_rows
+    from igbench.dataset import load_task_split
 
-    _, rows = load_rows(tiny_dataset(tmp_path_factory), "train")
+    _, rows = load_task_split(tiny_dataset(tmp_path_factory), "train")
     model, tokenizer, encoder, config = tiny_model([f"model.finetune={finetune}", "model.numeric=float",
                                                     f"model.vision.train={str(train_vision).lower()}"])
     trained = {n for n, p in model.named_parameters() if p.requires_grad}

@@ -16,6 +16,7 @@ COMMANDS = {
     "bench": "Benchmarks that print figures (e.g. `igbench bench render`).",
     "train": "Train a model (e.g. `--model igllm`) on a rendered dataset.",
     "predict": "Write predictions.jsonl for a split with a trained run.",
+    "refine": "Refine another model's predictions by re-rendering them (render-compare).",
     "score": "Score predictions.jsonl against a rendered reference (parameters; images with --render).",
 }
 

@@ -16,30 +16,17 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from igbench.errors import UserError
     from igbench.models import model_module
+    from igbench.runs import read_run
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     bad = [o for o in args.overrides if not o.startswith("predict.")]
     if bad:
         raise UserError(f"predict takes only predict.* overrides, got '{bad[0]}'")
-    module = model_module(_model_of(args.checkpoint))
+    module = model_module(read_run(args.checkpoint)["model"])
     result = module.predict(args.checkpoint, args.data, args.split, args.out, batch_size=args.batch_size,
                             limit=args.limit, overrides=args.overrides, progress=not args.quiet)
     print(f"igbench: {result['written']} predictions written to {result['out']} "
           f"({result['skipped']} already there)")
     return 0
 
-
-def _model_of(checkpoint) -> str:
-    from pathlib import Path
-
-    import yaml
-
-    path = Path(checkpoint)
-    for folder in (path, path.parent.parent):
-        if (folder / "run.yaml").exists():
-            try:
-                return yaml.safe_load((folder / "run.yaml").read_text()).get("model", "igllm")
-            except (yaml.YAMLError, AttributeError):
-                break
-    return "igllm"

@@ -39,7 +39,7 @@ def export_bop(data: str | Path, out: str | Path) -> list[str]:
     saved = splits[0].saved
     config = saved["config"]
     task = load_task(config["task"], config.get("rotation_rep"), config.get("assets"))
-    if task.spec.get("annotations") != "pose":
+    if task.kind != "pose":
         raise UserError(f"BOP export needs a pose task (so3, 6dof); '{task.name}' has no object poses")
     with atomic_folder(Path(out), "export folder") as tmp:
         _write_models(task, tmp / "models")

@@ -33,7 +33,11 @@ def resolve_device(device: str = "auto") -> str:
 def psnr(x, y, data_range: float = 1.0):
     """Per image: PSNR = 10 log10(L^2 / max(MSE, 1e-10)), MSE = mean over channels and pixels of (x - y)^2.
 
-    (N, C, H, W) -> (N,) in dB (at most 100 dB, for identical images)."""
+    (N, C, H, W) torch tensors -> (N,) tensor, or (N, ...) numpy arrays -> (N,) array, in dB (at most
+    100 dB at L = 1, for identical images)."""
+    if isinstance(x, np.ndarray):
+        mse = np.mean((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2, axis=tuple(range(1, x.ndim)))
+        return 10.0 * np.log10(data_range**2 / np.maximum(mse, PSNR_MSE_FLOOR))
     import torch
 
     mse = torch.mean((x.double() - y.double()) ** 2, dim=(1, 2, 3))

@@ -1,12 +1,19 @@
-"""Models that read an image and write a scene program.
+"""Every model under one roof: `MODELS` maps a `--model` name to the module that implements it.
 
-`MODELS` maps a `--model` name to the module that implements it. A model module provides:
+A model reads images and writes scene programs. Its module provides (no torch or bpy at import):
 
-    CONFIG_CLASS            a dataclass of the model's run config (model, augment, train, predict sections)
-    train(config, data, output, resume, progress) -> dict
-    load_for_prediction(checkpoint) -> a predictor with .predict(rows) -> list[str]
+    CONFIG_CLASS, DEFAULT_CONFIG         the run config's dataclass, its preset (name or YAML path)
+    train(config, data, output, resume=False, progress=True) -> dict      writes a run folder (igbench.runs)
+    predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides=(), progress=True) -> dict
+        appends {"id", "program"} lines to `out` (igbench.score.predictions), skipping ids already there;
+        returns {"written", "skipped", "out"}
 
-Imports are lazy, so `import igbench` stays free of torch. Baselines join by adding an entry here.
+A refiner improves another model's predictions instead (`REFINER = True`; `igbench refine`):
+
+    CONFIG_CLASS, DEFAULT_CONFIG
+    refine(config, base, data, split, out, limit=None, progress=True) -> dict   (the same return)
+
+Imports are lazy, so `import igbench` stays free of torch. A model joins by adding an entry here.
 """
 from __future__ import annotations
 
@@ -20,11 +27,24 @@ MODELS = {
     "oracle": "igbench.baselines.oracle",
     "prior": "igbench.baselines.prior",
     "cnn-set": "igbench.baselines.cnn_set",
+}
+REFINERS = {
     "render-compare": "igbench.baselines.render_compare",
 }
 
 
 def model_module(name: str):
+    """The module of a model that trains and predicts."""
+    if name in REFINERS:
+        raise UserError(f"'{name}' learns nothing: it refines another model's predictions "
+                        f"(`igbench refine --model {name} --base PREDICTIONS.jsonl ...`)")
     if name not in MODELS:
         raise UserError(f"unknown model '{name}'{did_you_mean(name, MODELS)}; models: {choices(MODELS)}")
     return importlib.import_module(MODELS[name])
+
+
+def refiner_module(name: str):
+    """The module of a refiner (`igbench refine`)."""
+    if name not in REFINERS:
+        raise UserError(f"unknown refiner '{name}'{did_you_mean(name, REFINERS)}; refiners: {choices(REFINERS)}")
+    return importlib.import_module(REFINERS[name])

@@ -1,5 +1,5 @@
 """IG-LLM (Kulits et al. 2024): a frozen vision encoder, a trained projector and a causal LM that writes
-the scene program. Built on plain transformers + peft modules; the training loop is igbench/train.py.
+the scene program. Built on plain transformers + peft modules; the training loop is igbench/models/igllm_train.py.
 
     image ──► pad to square (encoder mean colour), resize ──► vision encoder (frozen), hidden state
           `vision.layer`, patch tokens ──► projector (linear | 2-layer MLP) ──► N image embeddings

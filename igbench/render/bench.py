@@ -16,20 +16,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import platform
 import resource
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from statistics import mean
 
 import numpy as np
 
+from igbench.files import cache_folder, write_bytes_atomic
 from igbench.render_settings import RenderSettings, original_clevr_settings, reference_settings
+from igbench.render.child import output_silenced, start_blender_child
 from igbench.task import load_task
 
 REFERENCE_SEED_OFFSET = 0x5EED  # (r) samples with another Cycles seed than (a) and (b): no shared noise
@@ -37,9 +37,7 @@ STAGES = ("visibility", "build", "instance", "sync", "sampling", "denoise", "wri
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("IGBENCH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                           os.path.expanduser("~/.cache"), "igbench")
-    return Path(base) / "bench"
+    return cache_folder("bench")
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -146,7 +144,7 @@ def _timed_run(task, split: str, seed: int, indices, settings: RenderSettings, l
     indices = list(indices)
     _reset_peak_rss()
     started = time.perf_counter()
-    with _blender_output_silenced():
+    with output_silenced():
         renderer = SampleRenderer(task, split, seed, settings)
         _warm_up(renderer, indices[0])
     startup = time.perf_counter() - started
@@ -155,7 +153,7 @@ def _timed_run(task, split: str, seed: int, indices, settings: RenderSettings, l
     with StageClock() as clock:
         for index in tqdm(indices, desc=label, unit="img", disable=not progress, file=sys.stderr):
             t0 = time.perf_counter()
-            with _blender_output_silenced():
+            with output_silenced():
                 _, rgb, _, timings = renderer.render(index)
             total = time.perf_counter() - t0
             rgb_split = clock.split()
@@ -210,17 +208,15 @@ def _references(task, split: str, seed: int, indices, settings: RenderSettings, 
 
         cache_dir.mkdir(parents=True, exist_ok=True)
         tick = time.perf_counter()
-        with _blender_output_silenced():
+        with output_silenced():
             renderer = SampleRenderer(task, split, seed, settings)
         for i in tqdm(missing, desc="(r) reference", unit="img", disable=not progress, file=sys.stderr):
-            with _blender_output_silenced():
+            with output_silenced():
                 scene = renderer.visible_scene(i)
                 scene.camera = scene.camera.at_resolution(settings.width, settings.height)
                 scene = replace(scene, seed=scene.seed + REFERENCE_SEED_OFFSET)
                 rgb = renderer.session.render(scene).rgb_png
-            tmp = paths[i].with_name(paths[i].name + f".{os.getpid()}.tmp")
-            tmp.write_bytes(rgb)
-            os.replace(tmp, paths[i])
+            write_bytes_atomic(paths[i], rgb)
         info["s_per_image"] = (time.perf_counter() - tick) / len(missing)
     return {i: paths[i].read_bytes() for i in indices}, info
 
@@ -251,12 +247,13 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def psnr(a: bytes, b: bytes) -> float:
-    """PSNR in dB of two 8-bit RGB PNGs (peak 255); inf when identical."""
+    """PSNR in dB of two 8-bit RGB PNGs (`igbench.metrics.image.psnr` on values / 255: 100 dB when identical)."""
+    from igbench.metrics.image import psnr as psnr_db
+
     x, y = decode_png(a), decode_png(b)
     if x.shape != y.shape:
         raise ValueError(f"images differ in size: {x.shape} vs {y.shape}")
-    mse = float(np.mean((x - y) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    return float(psnr_db(x[None] / 255.0, y[None] / 255.0)[0])
 
 
 def _psnr_summary(values: list[float]) -> dict:
@@ -284,7 +281,7 @@ def _run_pool(task_name, split, seed, n, settings, workers) -> dict:
     barrier = ctx.Barrier(workers + 1)
     queue = ctx.Queue()
     shares = [list(range(w, n, workers)) for w in range(workers)]
-    procs = [ctx.Process(target=_pool_worker, args=(task_name, split, seed, settings, share, barrier, queue))
+    procs = [ctx.Process(target=_pool_worker, args=(task_name, split, seed, settings, share, barrier, queue), daemon=True)
              for share in shares]
     for p in procs:
         p.start()
@@ -302,7 +299,7 @@ def _run_pool(task_name, split, seed, n, settings, workers) -> dict:
 
 
 def _pool_worker(task_name, split, seed, settings, indices, barrier, queue) -> None:
-    _child_start()
+    start_blender_child()
     try:
         from igbench.render.sample import SampleRenderer
 
@@ -327,7 +324,7 @@ def bench_soak(task_name: str, split: str, seed: int, count: int, settings: Rend
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_soak_worker, args=(task_name, split, seed, count, settings, queue))
+    proc = ctx.Process(target=_soak_worker, args=(task_name, split, seed, count, settings, queue), daemon=True)
     proc.start()
     result = queue.get()
     proc.join()
@@ -337,7 +334,7 @@ def bench_soak(task_name: str, split: str, seed: int, count: int, settings: Rend
 
 
 def _soak_worker(task_name, split, seed, count, settings, queue) -> None:
-    _child_start()
+    start_blender_child()
     try:
         from igbench.render.sample import SampleRenderer
 
@@ -392,41 +389,6 @@ def _peak_rss_mib() -> float:
 
 
 # ------------------------------------------------------------------------------------------------ output
-
-
-@contextmanager
-def _blender_output_silenced():
-    """Blender prints per-render chatter on the C-level stdout/stderr; keep it off the figures."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, null):
-            os.close(fd)
-
-
-def _child_start() -> None:
-    """In a spawned child of a process that already imported bpy: drop the script folders bpy added to
-    sys.path (spawn copies the parent's path, and Blender's `scripts/modules/bpy` would shadow the real
-    module), and keep Blender's chatter off the terminal."""
-    marker = os.sep + "bpy" + os.sep
-    sys.path[:] = [p for p in sys.path if not (marker in p + os.sep and os.sep + "scripts" in p)
-                   and not p.rstrip(os.sep).endswith(os.path.join("scripts", "addons", "modules"))]
-    _silence_for_good()
-
-
-def _silence_for_good() -> None:
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-    os.close(null)
 
 
 def _describe(s: dict) -> str:

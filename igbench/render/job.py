@@ -20,7 +20,7 @@ from igbench import __version__
 from igbench.render_settings import RenderSettings, parse_resolution
 from igbench.dataset import finished_shards, num_shards, shard_path, split_dir, write_shard
 from igbench.errors import UserError
-from igbench.files import write_json_atomic
+from igbench.files import replaced_atomically, write_json_atomic
 from igbench.scene import sample_id
 from igbench.task import Task, load_task
 
@@ -129,14 +129,12 @@ def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool)
 
     root.mkdir(parents=True, exist_ok=True)
     path = root / "programs.jsonl"
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
+    with replaced_atomically(path) as tmp, open(tmp, "w") as f:
         for index in _progress(range(config.n), config, config.n, progress, initial=0):
             scene = sample_scene(task, config.split, index, config.seed)
             row = scene.to_dict(task)
             row["program"] = format_program(scene.program, task)
             f.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
     return RenderReport(root, config.n, rendered=config.n)
 
 

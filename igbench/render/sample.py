@@ -71,7 +71,7 @@ class SampleRenderer:
         row = scene.to_dict(self.task)
         row["program"] = format_program(scene.program, self.task)
         _annotate(row["objects"], scene, result.instance)
-        if self.task.spec.get("annotations") == "pose":
+        if self.task.kind == "pose":
             tick = time.perf_counter()
             annotate_poses(row, scene, self.task, result.instance, self.session.amodal_masks())
             result.timings["amodal"] = time.perf_counter() - tick

@@ -8,9 +8,6 @@ the parent's end of the pipe closes, so killing the parent never leaves them ren
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-import signal
-import sys
 from collections import Counter, deque
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -19,6 +16,7 @@ from typing import Callable
 
 from igbench.render_settings import RenderSettings
 from igbench.errors import UserError
+from igbench.render.child import start_blender_child
 
 MAX_START_FAILURES = 3
 
@@ -40,8 +38,7 @@ class WorkerSpec:
 
 
 def worker_main(spec: WorkerSpec, conn, worker_id: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _redirect_output(Path(spec.log_dir) / f"worker-{worker_id}.log")
+    start_blender_child(Path(spec.log_dir) / f"worker-{worker_id}.log")
     try:
         if spec.renderer_factory is not None:
             renderer = spec.renderer_factory(spec)
@@ -72,17 +69,6 @@ def worker_main(spec: WorkerSpec, conn, worker_id: int) -> None:
             conn.send(message)
         except (BrokenPipeError, OSError):
             return
-
-
-def _redirect_output(log_path: Path) -> None:
-    """Blender prints per-frame chatter on the C-level stdout/stderr; keep it in a log file instead."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
 
 
 class WorkerPool:

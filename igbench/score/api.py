@@ -15,8 +15,9 @@ import numpy as np
 
 from igbench import __version__
 from igbench.errors import UserError
+from igbench.files import replaced_atomically, write_json_atomic
 from igbench.metrics import params as M
-from igbench.score.pose import score_points2d_split, score_pose_split, task_kind
+from igbench.score.pose import score_points2d_split, score_pose_split
 from igbench.score.params import aggregate_params, canonical_order, encode, parameter_stats, yaw_periods
 from igbench.score.predictions import (Prediction, parse_prediction, parse_prediction_lines, read_predictions)
 from igbench.score.reference import ReferenceSplit, load_reference, reference_from_rows, split_id
@@ -157,12 +158,11 @@ def _score_split(ref: ReferenceSplit, by_id: dict, *, render, device, render_dev
     ids = list(ref.rows)
     parsed = [parse_prediction(by_id.get(i), task) for i in ids]
     gt_programs = ref.programs()  # validates the reference
-    kind = task_kind(task)
-    if kind == "pose":
+    if task.kind == "pose":
         group, samples = score_pose_split(ref, ids, parsed, bootstrap, seed)
-    elif kind == "points2d":
+    elif task.kind == "canvas":
         group, samples = score_points2d_split(ref, ids, parsed, bootstrap, seed)
-    else:
+    else:  # scene_set
         parsed_ok = np.array([p.ok for p in parsed])
         pred_table = canonical_order(encode([p.program for p in parsed], task))
         gt_table = encode(gt_programs, task)
@@ -272,19 +272,13 @@ def run_score(config: ScoreConfig) -> tuple[ScoreRun, Path]:
     run.scores["config"] = asdict(config)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "scores.json", run.scores)
-        _write_json(out / "score_config.json", asdict(config))
-        with open(out / "samples.jsonl.tmp", "w") as f:
+        write_json_atomic(out / "scores.json", run.scores, sort_keys=False)
+        write_json_atomic(out / "score_config.json", asdict(config), sort_keys=False)
+        with replaced_atomically(out / "samples.jsonl") as tmp, open(tmp, "w") as f:
             for record in sorted(run.samples, key=worst_first):
                 f.write(json.dumps(record) + "\n")
-        os.replace(out / "samples.jsonl.tmp", out / "samples.jsonl")
         write_report(run, out / "report")
     except PermissionError as err:
         raise UserError(f"cannot write to {out}: {err.strerror}") from None
     return run, out
 
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)

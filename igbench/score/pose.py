@@ -26,16 +26,6 @@ SYMMETRY_MAX_STEP = 0.01  # continuous symmetries sampled so no point moves more
 INVALID_ROTATION = "invalid_rotation"
 
 
-def task_kind(task) -> str:
-    """'pose' (so3, 6dof: an object library and 3-D rotations), 'points2d' (dot2d: 2-D loc) or 'clevr'."""
-    if task.library is not None or task.rotation_rep is not None:
-        return "pose"
-    loc = task.numeric.get("loc")
-    if loc is not None and loc.arity == 2:
-        return "points2d"
-    return "clevr"
-
-
 # --------------------------------------------------------------------------------------------- helpers
 
 

@@ -1,4 +1,8 @@
-"""Reading predictions: file-level problems are UserErrors (one line); per-sample problems are failures.
+"""The predictions file: writing it as a model predicts (resumably), reading it to score.
+
+Writing: `todo_rows` skips the ids already in the file (dropping a last line a crash cut off) and
+`append_predictions` adds each finished batch, flushed, so a stopped run keeps what it wrote.
+Reading: file-level problems are UserErrors (one line); per-sample problems are failures.
 
 A predictions file holds one JSON object per line, `{"id": ..., "program": "..."}` or
 `{"id": ..., "objects": [{...}, ...]}`; other keys are kept and ignored. Blank lines are skipped.
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from igbench.errors import UserError
+from igbench.files import write_text_atomic
 from igbench.program import Obj, Program, Rejection, parse_lenient
 from igbench.task import Task
 
@@ -51,6 +56,53 @@ class ParsedPrediction:
     @property
     def ok(self) -> bool:
         return not self.reasons
+
+
+def predicted_ids(out: str | Path) -> set[str]:
+    """Ids already in an output file being written. A last line cut off by a crash is dropped from the file."""
+    out = Path(out)
+    if not out.exists():
+        return set()
+    done, good = set(), []
+    lines = out.read_text().splitlines(keepends=True)
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+            done.add(record["id"])
+            good.append(line if line.endswith("\n") else line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            if number == len(lines):  # an unfinished last line: rewrite without it
+                break
+            raise UserError(f"{out} line {number} is not a prediction; remove the file or choose another --out") from None
+    if len(good) != len(lines) or (lines and not lines[-1].endswith("\n")):
+        write_text_atomic(out, "".join(good))
+    return done
+
+
+def todo_rows(rows: list[dict], out: str | Path, limit: int | None) -> tuple[list[dict], int]:
+    """The rows still to predict (ids not yet in `out`, among the first `limit` of the split), and how many
+    `out` already holds."""
+    if limit is not None and limit < 0:
+        raise UserError(f"--limit must be non-negative, got {limit}")
+    done = predicted_ids(out)
+    chosen = rows if limit is None else rows[:limit]
+    return [r for r in chosen if r["id"] not in done], len(done)
+
+
+def append_predictions(out: str | Path, records: list[dict]) -> None:
+    """Add records (`{"id": ..., "program": ...}`, plus any keys of the model's) to `out`, flushed."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def write_predictions(out: str | Path, records: list[dict]) -> None:
+    """A whole predictions file at once, atomically."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(out), "".join(json.dumps(record) + "\n" for record in records))
 
 
 def read_predictions(path: str | Path) -> tuple[list[Prediction], str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from igbench.dataset import fingerprint_files, read_rows, shard_files
 from igbench.errors import UserError
 from igbench.program import Program
 from igbench.task import Task, load_task
@@ -93,33 +94,9 @@ def find_split_dir(data: Path, task: str, split: str) -> Path:
     )
 
 
-def shard_files(root: Path, split: str) -> list[Path]:
-    return sorted((root / "data").glob(f"{split}-*.parquet"))
-
-
-def fingerprint_files(paths: list[Path]) -> str:
-    """sha256 over (file name, sha256 of its bytes) of every shard, in name order."""
-    outer = hashlib.sha256()
-    for path in sorted(paths, key=lambda p: p.name):
-        inner = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                inner.update(chunk)
-        outer.update(f"{path.name}\0{inner.hexdigest()}\n".encode())
-    return outer.hexdigest()
-
-
 def load_split_dir(root: Path, task: Task, split: str) -> ReferenceSplit:
-    import pyarrow.parquet as pq
-
     files = shard_files(root, split)
-    try:
-        present = set(pq.read_schema(str(files[0])).names) if files else set()
-        columns = META_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in present]
-        table = pq.read_table([str(f) for f in files], columns=columns)
-    except Exception as err:  # noqa: BLE001 - a damaged or foreign parquet file is the user's data problem
-        raise UserError(f"cannot read the reference shards in {root / 'data'}: {str(err).splitlines()[0]}") from None
-    rows = {row["id"]: row for row in sorted(table.to_pylist(), key=lambda r: r["id"])}
+    rows = {row["id"]: row for row in read_rows(root, split, META_COLUMNS, optional=tuple(OPTIONAL_COLUMNS), required=())}
     render_config = {}
     config = root / "render_config.json"
     if config.exists():
@@ -179,10 +156,7 @@ def _infer_rotation_rep(rows: list[dict]) -> str | None:
 
 
 def _read_image_columns(root: Path, split: str) -> dict[str, dict]:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table([str(f) for f in shard_files(root, split)], columns=["id", "image", "segmentation"])
-    return {row["id"]: row for row in table.to_pylist()}
+    return {row["id"]: row for row in read_rows(root, split, ["id", "image", "segmentation"], required=())}
 
 
 def load_reference(ids: list[str], data: str | Path) -> dict[str, ReferenceSplit]:

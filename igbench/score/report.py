@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
+from igbench.files import write_json_atomic, write_text_atomic
 from igbench.metrics.params import THRESHOLDS, threshold_key
 
 ROWS = [
@@ -139,8 +139,8 @@ index &larr; predicted index: position error, wrong attributes, rotation error (
 Quality (pose tasks): the sample's MSSD average recall; dot2d: minus its mean position error.</p>
 <table><tr><th>id</th><th>pred/gt</th><th>F1@0.5 / quality</th><th>PSNR</th><th>SSIM</th><th>LPIPS</th><th>mask IoU</th>
 <th>matched objects</th><th>picture</th></tr>{''.join(rows)}</table>"""
-    (folder / "index.html").write_text(page)
-    (folder / "summary.json").write_text(json.dumps({"pictures": pictures, "plots": plots}, indent=2))
+    write_text_atomic(folder / "index.html", page)
+    write_json_atomic(folder / "summary.json", {"pictures": pictures, "plots": plots}, sort_keys=False)
 
 
 def _plots(samples: list[dict], folder: Path) -> list[str]:

@@ -14,14 +14,14 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from igbench.files import cache_folder, write_bytes_atomic
 from igbench.render_settings import RenderSettings
 
 CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("IGBENCH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "igbench")
-    return Path(base).expanduser() / "rerender"
+    return cache_folder("rerender")
 
 
 def render_key(scene_dict: dict, settings: RenderSettings, task_sha256: str, rotation_rep: str | None = None,
@@ -64,9 +64,7 @@ class _Rerenderer:
         result = self.session.render(Scene.from_dict(json.loads(scene_json), self.task))
         rgb, seg = cache_paths(Path(staging), key)
         for path, data in ((seg, result.instance_png()), (rgb, result.rgb_png)):  # rgb last: the commit marker
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_bytes_atomic(path, data)
         return result.timings
 
 

@@ -1,4 +1,4 @@
-"""The benchmark table: `make benchmark [scale=small|paper]` = `python -m igbench.baselines.benchmark --scale S`.
+"""The leaderboard: `make benchmark [scale=small|dot2d|paper]` = `python -m igbench.leaderboard.run --scale S`.
 
 Runs every step as the igbench command a user would type (so each row of the table records the exact
 commands that produced it), resumably: rendering, training and prediction skip what is already done.
@@ -7,11 +7,11 @@ commands that produced it), resumably: rendering, training and prediction skip w
     2. train       igbench train --model M --data DATA/<task> ...     RUNS/<model>
     3. predict     igbench predict --checkpoint RUNS/<model> ...      RUNS/<model>/predictions/<split>.jsonl
     4. score       igbench score ... --out RUNS/<model>/score          -> RESULTS/<model>/<task>/scores.json
-    5. refine      igbench predict --checkpoint RUNS/render-compare ... predict.base=<base predictions>
+    5. refine      igbench refine --model render-compare --base <base predictions> ...
                    scored on the refined samples only, next to its base on the same samples
     6. table       RESULTS/README.md (ID and OOD side by side, provenance per row) and RESULTS/benchmark.png
 
-A scale is a YAML file (baselines/configs/bench-<scale>.yaml, or a path); `--only table` rebuilds the
+A scale is a YAML file (igbench/leaderboard/configs/<scale>.yaml, or a path); `--only table` rebuilds the
 table from the results already there.
 """
 from __future__ import annotations
@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from igbench.baselines import common
+from igbench.dataset import split_fingerprint
 from igbench.errors import UserError
+from igbench.files import write_json_atomic, write_text_atomic
 
 STEPS = ("render", "train", "predict", "score", "refine", "table")
+SCALES_DIR = Path(__file__).parent / "configs"
 
 
 @dataclass
@@ -73,7 +75,7 @@ class RefineEntry:
 
 
 @dataclass
-class BenchConfig:
+class LeaderboardConfig:
     task: str = "clevr"
     data: str = "data/bench"
     runs: str = "runs/bench"
@@ -87,21 +89,21 @@ class BenchConfig:
     refine: list[RefineEntry] = field(default_factory=list)
 
 
-def load_bench_config(scale: str, overrides=()) -> BenchConfig:
+def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
     from igbench.config import load_config
 
-    path = Path(scale) if scale.endswith((".yaml", ".yml")) else Path(common.preset(f"bench-{scale}"))
+    path = Path(scale) if scale.endswith((".yaml", ".yml")) else SCALES_DIR / f"{scale}.yaml"
     if not path.exists():
-        known = sorted(p.stem[len("bench-"):] for p in Path(common.CONFIGS_DIR).glob("bench-*.yaml"))
+        known = sorted(p.stem for p in SCALES_DIR.glob("*.yaml"))
         raise UserError(f"unknown benchmark scale '{scale}'; scales: {', '.join(known)} (or a YAML path)")
-    config = load_config(BenchConfig, str(path), list(overrides))
+    config = load_config(LeaderboardConfig, str(path), list(overrides))
     for entry in config.models:
         _check_model(entry.name)
     rows = [m.row for m in config.models]
     if len(set(rows)) < len(rows):
         raise UserError("two benchmark models share a row name: give one a `label`")
     for entry in config.refine:
-        _check_model(entry.name)
+        _check_refiner(entry.name)
         if entry.base not in rows:
             raise UserError(f"refine base '{entry.base}' is not one of the benchmark's rows ({', '.join(rows)})")
     return config
@@ -113,8 +115,26 @@ def _check_model(name: str) -> None:
     model_module(name)  # a one-line UserError for an unknown name
 
 
-class Bench:
-    def __init__(self, config: BenchConfig, scale: str, dry_run: bool = False):
+def _check_refiner(name: str) -> None:
+    from igbench.models import refiner_module
+
+    refiner_module(name)
+
+
+def refiner_config_text(entry: RefineEntry) -> str:
+    """The resolved config a refine entry runs with, as YAML (what the table records)."""
+    import yaml
+
+    from igbench.config import load_config, to_dict
+    from igbench.models import refiner_module
+
+    module = refiner_module(entry.name)
+    config = load_config(module.CONFIG_CLASS, entry.config or module.DEFAULT_CONFIG, list(entry.overrides))
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+class Leaderboard:
+    def __init__(self, config: LeaderboardConfig, scale: str, dry_run: bool = False):
         self.c, self.scale, self.dry_run = config, scale, dry_run
         self.data = Path(config.data)
         self.task_dir = self.data / config.task
@@ -126,7 +146,7 @@ class Bench:
 
     def sh(self, argv: list[str], what: str) -> None:
         text = shlex.join(argv)
-        print(f"igbench bench: {what}: {text}", flush=True)
+        print(f"igbench leaderboard: {what}: {text}", flush=True)
         if self.dry_run:
             return
         tick = time.perf_counter()
@@ -180,14 +200,14 @@ class Bench:
         for entry in self.c.models:
             run = self.run_dir(entry.row)
             if (run / "bench_trained").exists():
-                print(f"igbench bench: {entry.row} already trained ({run})")
+                print(f"igbench leaderboard: {entry.row} already trained ({run})")
                 continue
             cmd = self.train_cmd(entry)
             if (run / "config.yaml").exists():
                 cmd.append("--resume")
             self.sh(cmd, f"train {entry.row}")
             if not self.dry_run:
-                (run / "bench_trained").write_text(shlex.join(cmd) + "\n")
+                write_text_atomic(run / "bench_trained", shlex.join(cmd) + "\n")
 
     def predictions(self, name: str, split: str) -> Path:
         return self.run_dir(name) / "predictions" / f"{split}.jsonl"
@@ -217,7 +237,7 @@ class Bench:
                 lines = []
                 for split in self.c.eval_splits:
                     lines += [l for l in self.predictions(entry.row, split).read_text().splitlines() if l.strip()]
-                merged.write_text("\n".join(lines) + "\n")
+                write_text_atomic(merged, "\n".join(lines) + "\n")
             self.sh(self.score_cmd(entry.row), f"score {entry.row}")
             if not self.dry_run:
                 self.write_result(entry.row, entry)
@@ -234,14 +254,14 @@ class Bench:
                "commands": [shlex.join(self.train_cmd(entry))]
                + [shlex.join(self.predict_cmd(name, s)) for s in self.c.eval_splits] + [shlex.join(self.score_cmd(name))],
                "config": config_text, "data": self.fingerprints()}
-        (out / "row.json").write_text(json.dumps(row, indent=2) + "\n")
+        write_json_atomic(out / "row.json", row, sort_keys=False)
 
     def fingerprints(self) -> dict:
         out = {}
         for split in self.c.splits:
             folder = self.task_dir / split
             if any((folder / "data").glob("*.parquet")):
-                out[split] = common.data_fingerprint(folder)
+                out[split] = split_fingerprint(folder)
         return out
 
     def refine_name(self, entry: RefineEntry) -> str:
@@ -249,20 +269,17 @@ class Bench:
 
     def step_refine(self) -> None:
         for entry in self.c.refine:
-            run = self.run_dir(entry.name)
-            if not (run / "run.yaml").exists():
-                args = ["train", "--model", entry.name, "--data", self.task_dir, "--output", run, "--quiet"]
-                if entry.config:
-                    args += ["--config", entry.config]
-                self.sh(self.igbench(*args), f"train {entry.name}")
             name = self.refine_name(entry)
             commands = []
             for split in self.c.eval_splits:
                 out = self.run_dir(name) / "predictions" / f"{split}.jsonl"
-                args = ["predict", "--checkpoint", run, "--data", self.task_dir, "--split", split, "--out", out, "--quiet"]
+                args = ["refine", "--model", entry.name, "--base", self.predictions(entry.base, split),
+                        "--data", self.task_dir, "--split", split, "--out", out, "--quiet"]
+                if entry.config:
+                    args += ["--config", entry.config]
                 if entry.limit is not None:
                     args += ["--limit", entry.limit]
-                cmd = self.igbench(*args, f"predict.base={self.predictions(entry.base, split)}", *entry.overrides)
+                cmd = self.igbench(*args, *entry.overrides)
                 commands.append(shlex.join(cmd))
                 self.sh(cmd, f"refine {entry.base} {split}")
             if not self.dry_run:
@@ -297,25 +314,24 @@ class Bench:
         before = score_predictions(base, subset, **opts)
         out = self.results / name / self.c.task
         out.mkdir(parents=True, exist_ok=True)
-        (out / "scores.json").write_text(json.dumps(after, indent=2) + "\n")
-        (out / "base_scores.json").write_text(json.dumps(before, indent=2) + "\n")
-        run = self.run_dir(entry.name)
+        write_json_atomic(out / "scores.json", after, sort_keys=False)
+        write_json_atomic(out / "base_scores.json", before, sort_keys=False)
         row = {"model": name, "scale": self.scale, "base": entry.base, "limit": entry.limit, "commands": commands,
-               "config": (run / "config.yaml").read_text(), "data": self.fingerprints(), "refine": stats,
+               "config": refiner_config_text(entry), "data": self.fingerprints(), "refine": stats,
                "note": "scored on the refined samples only (the first `limit` of each split); base_scores.json "
                        "scores the base model's predictions of the same samples"}
-        (out / "row.json").write_text(json.dumps(row, indent=2) + "\n")
+        write_json_atomic(out / "row.json", row, sort_keys=False)
 
     # ------------------------------------------------------------------------------------------ table
 
     def step_table(self) -> None:
-        from igbench.baselines.table import write_table
+        from igbench.leaderboard.table import write_table
 
         if self.dry_run:
             return
         path = write_table(self.c, self.scale, self.results, self.fingerprints(),
                            [shlex.join(self.render_cmd(s, int(n))) for s, n in self.c.splits.items()])
-        print(f"igbench bench: wrote {path}")
+        print(f"igbench leaderboard: wrote {path}")
 
     def run(self, only: list[str]) -> None:
         for step in STEPS:
@@ -329,7 +345,7 @@ def _mean(values) -> Optional[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m igbench.baselines.benchmark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m igbench.leaderboard.run", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="small", help="small | paper | a YAML path (default: small)")
     parser.add_argument("--only", default="", help=f"comma-separated steps to run: {', '.join(STEPS)} (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -340,10 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         bad = [s for s in only if s not in STEPS]
         if bad:
             raise UserError(f"unknown step '{bad[0]}'; steps: {', '.join(STEPS)}")
-        config = load_bench_config(args.scale, args.overrides)
+        config = load_leaderboard_config(args.scale, args.overrides)
         tick = time.perf_counter()
-        Bench(config, args.scale, args.dry_run).run(only)
-        print(f"igbench bench: done in {(time.perf_counter() - tick) / 60:.1f} min")
+        Leaderboard(config, args.scale, args.dry_run).run(only)
+        print(f"igbench leaderboard: done in {(time.perf_counter() - tick) / 60:.1f} min")
     except UserError as err:
         print(f"igbench: error: {err}", file=sys.stderr)
         return 2

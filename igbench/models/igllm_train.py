@@ -1,7 +1,8 @@
 """Train IG-LLM with Accelerate: `igbench train --model igllm` (or `accelerate launch -m igbench train`).
 
 The file reads top to bottom: setup, data, model, optimizer and schedule, one `accelerator.prepare`,
-resume, the loop (accumulate, clip, step, log, checkpoint, evaluate), the final save. A run folder:
+resume, the loop (accumulate, clip, step, log, checkpoint, evaluate), the final save. A run folder
+(igbench/runs.py):
 
     config.yaml                  the resolved config (preset + overrides), as trained
     tokenizer/  base/            the tokenizer; random-init base weights (only for models built from configs)
@@ -19,16 +20,20 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import yaml
 
 from igbench.config import to_dict
+from igbench.dataset import load_task_split
 from igbench.errors import UserError
+from igbench.files import write_text_atomic
 from igbench.models.igllm_config import IGLLMConfig
+from igbench.models.igllm_predict import generate_batch
+from igbench.runs import STATE_FILE, check_resume, checkpoint_step, latest_checkpoint, mark_checkpoint, start_run
+from igbench.score.predictions import write_predictions
 
-REQUIRED_COLUMNS = ("id", "image", "objects")
-STATE_FILE = "state.json"
+# What --resume must keep: the model, the targets and the schedule (logging and evaluation may change).
+FIXED_ON_RESUME = ("model", "prompt", "augment", "train.max_steps", "train.batch_size", "train.grad_accum",
+                   "train.seed", "train.lr", "train.lr_projector", "train.lr_head", "train.warmup_ratio")
 
 
 def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: bool = False,
@@ -43,7 +48,7 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
 
     tc = config.train
     output = Path(output)
-    check_output(output, config, resume)
+    check_resume(output, config, resume, FIXED_ON_RESUME)
 
     # ---- setup: one Accelerator for devices, mixed precision, accumulation, trackers, checkpoints
     trackers = available_trackers(tc.trackers)
@@ -59,22 +64,20 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
     say = accelerator.print
 
     # ---- data
-    task, train_rows = load_rows(data, tc.train_split)
+    task, train_rows = load_task_split(data, tc.train_split)
     val_rows = None
     if tc.eval_every:
         try:
-            _, val_rows = load_rows(data, tc.val_split, task_name=task.name)
+            val_task, val_rows = load_task_split(data, tc.val_split)
         except UserError as err:
             say(f"igbench: no evaluation during training: {err}")
+        else:
+            if val_task.name != task.name:
+                raise UserError(f"{tc.val_split} is from task '{val_task.name}', {tc.train_split} from '{task.name}'")
 
     # ---- model (the main process writes tokenizer and random-init base weights first, others read them)
     if accelerator.is_main_process:
-        output.mkdir(parents=True, exist_ok=True)
-        (output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-        if not (output / "run.yaml").exists():
-            from igbench import __version__
-            (output / "run.yaml").write_text(yaml.safe_dump(
-                {"model": "igllm", "task": task.name, "data": str(Path(data).resolve()), "igbench_version": __version__}))
+        start_run(output, "igllm", config, task.name, data)
         model, tokenizer = igllm.build_model(config, task, output)
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
@@ -121,7 +124,7 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
             say(f"igbench: no checkpoint in {output / 'checkpoints'}; starting from step 0")
         else:
             accelerator.load_state(str(latest), strict=False)
-            step = json.loads((latest / STATE_FILE).read_text())["step"]
+            step = checkpoint_step(latest)
             if accelerator.is_main_process:
                 forget_after(output / "metrics.jsonl", step)  # lines a crashed run logged past its checkpoint
             say(f"igbench: resumed from {latest} at step {step}")
@@ -186,65 +189,19 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def load_rows(data: str | Path, split: str, task_name: str | None = None):
-    """A split of a rendered dataset: `data/<split>` (data is the task folder, e.g. data/clevr) or the
-    split folder itself."""
-    from igbench.dataset import load_split, split_folder
-    from igbench.task import load_task
-
-    folder = split_folder(data, split)
-    try:
-        rows = load_split(folder, split)
-    except Exception as err:  # datasets raises many kinds for unreadable folders
-        raise UserError(f"cannot load {folder} as a dataset: {str(err).splitlines()[0]}") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in rows.column_names]
-    if missing:
-        raise UserError(f"{folder} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    if len(rows) == 0:
-        raise UserError(f"{folder} is empty")
-    names = set(rows["task"]) if "task" in rows.column_names else {task_name or "clevr"}
-    if len(names) != 1:
-        raise UserError(f"{folder} mixes tasks {sorted(names)}")
-    task = load_task(task_name or names.pop())
-    return task, rows
-
-
-def check_output(output: Path, config: IGLLMConfig, resume: bool) -> None:
-    saved = output / "config.yaml"
-    if not saved.exists():
-        return
-    if not resume:
-        raise UserError(f"{output} already holds a run; pass --resume to continue it, or choose another --output")
-    before = yaml.safe_load(saved.read_text())
-    now = to_dict(config)
-    # The model, the targets and the schedule must agree; logging and evaluation may change.
-    for section in ("model", "prompt", "augment"):
-        if before.get(section) != now[section]:
-            raise UserError(f"--resume with a different '{section}' config than {saved}; use the same config")
-    for key in ("max_steps", "batch_size", "grad_accum", "seed", "lr", "lr_projector", "lr_head", "warmup_ratio"):
-        if before.get("train", {}).get(key) != getattr(config.train, key):
-            raise UserError(f"--resume with train.{key}={getattr(config.train, key)}, the run has "
-                            f"{before.get('train', {}).get(key)}; use the same value")
-
-
-def latest_checkpoint(output: Path) -> Path | None:
-    folders = sorted(p for p in (output / "checkpoints").glob("step_*") if (p / STATE_FILE).exists())
-    return folders[-1] if folders else None
-
-
 def forget_after(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [line for line in path.read_text().splitlines(keepends=True)
             if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(keep))
+    write_text_atomic(path, "".join(keep))
 
 
 def save_checkpoint(accelerator, output: Path, step: int, keep: int) -> None:
     folder = output / "checkpoints" / f"step_{step:06d}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        (folder / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")  # written last: marks it complete
+        mark_checkpoint(folder, step)  # written last: marks it complete
         if keep:
             done = sorted(p for p in (output / "checkpoints").glob("step_*") if (p / STATE_FILE).exists())
             for old in done[:-keep]:
@@ -272,8 +229,6 @@ def log_window(accelerator, window: dict, step: int, scheduler, output: Path, ba
 
 def evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, val_rows, output: Path, step: int) -> dict:
     """Decode the first `eval_samples` val samples on all processes, gather, score on the main one."""
-    from igbench.predict import generate_batch
-
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     ids, texts = [], []
@@ -287,10 +242,7 @@ def evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, v
     metrics = {}
     if accelerator.is_main_process:
         predictions = [{"id": i, "program": t} for i, t in zip(ids, texts)]
-        (output / "eval").mkdir(exist_ok=True)
-        with open(output / "eval" / f"step_{step:06d}.jsonl", "w") as f:
-            for p in predictions:
-                f.write(json.dumps(p) + "\n")
+        write_predictions(output / "eval" / f"step_{step:06d}.jsonl", predictions)
         by_id = {r: k for k, r in enumerate(val_rows["id"])}
         references = [{"id": p["id"], "objects": val_rows[by_id[p["id"]]]["objects"]} for p in predictions]
         metrics = score_programs(predictions, references, task)
@@ -309,12 +261,9 @@ HEADLINE = ("parse_rate", "count_acc", "count_abs_err", "loc_l2_mean", "loc_l2_m
 
 def score_programs(predictions: list[dict], references: list[dict], task) -> dict:
     """Parse rate and headline metrics of predictions against dataset rows (id, objects), through the
-    scorer (`igbench.score.score_predictions`, parameters only, no re-rendering). Where the scorer is not
-    installed, `quick_scores` gives the same kind of numbers from a simple Hungarian match."""
-    try:
-        from igbench.score.api import score_predictions
-    except ImportError:
-        return {"scorer": "quick", **quick_scores(predictions, references, task)}
+    scorer (`igbench.score.score_predictions`, parameters only, no re-rendering)."""
+    from igbench.score.api import score_predictions
+
     scores = score_predictions(predictions, references, bootstrap=0, progress=False)
     metrics = {}
     for result in scores["results"].values():
@@ -324,44 +273,6 @@ def score_programs(predictions: list[dict], references: list[dict], task) -> dic
         for name, value in (result.get("attr_acc") or {}).items():
             if isinstance(value, (int, float)):
                 metrics[f"attr_acc_{name}"] = float(value)
-    return {"scorer": "igbench.score", **metrics}
-
-
-def quick_scores(predictions: list[dict], references: list[dict], task) -> dict:
-    """Parse rate, count accuracy, attribute accuracy and matched position error (Hungarian matching on
-    3-D position); an unparseable prediction counts as an empty scene."""
-    from scipy.optimize import linear_sum_assignment
-
-    from igbench.program import parse_lenient
-    from igbench.scene import object_from_row
-
-    n = len(predictions)
-    parsed = count_ok = 0
-    count_err, loc_errors = [], []
-    attr_hits = {name: [0, 0] for name in task.categorical}
-    for prediction, row in zip(predictions, references):
-        result = parse_lenient(prediction["program"], task)
-        objects = result.program.objects
-        parsed += int(not result.rejections and bool(objects))
-        truth = [object_from_row(o, task) for o in row["objects"]]
-        count_ok += int(len(objects) == len(truth))
-        count_err.append(abs(len(objects) - len(truth)))
-        if not objects or not truth:
-            continue
-        pred_loc = np.array([o.loc for o in objects])
-        true_loc = np.array([o.loc for o in truth])
-        dist = np.linalg.norm(pred_loc[:, None] - true_loc[None], axis=-1)
-        rows_, cols = linear_sum_assignment(dist)
-        loc_errors.extend(dist[rows_, cols].tolist())
-        for i, j in zip(rows_, cols):
-            for name in task.categorical:
-                attr_hits[name][0] += int(objects[i].attrs[name] == truth[j].attrs[name])
-                attr_hits[name][1] += 1
-    metrics = {"parse_rate": parsed / max(n, 1), "count_acc": count_ok / max(n, 1),
-               "count_abs_err": float(np.mean(count_err)) if count_err else float("nan"),
-               "loc_l2_mean": float(np.mean(loc_errors)) if loc_errors else float("nan")}
-    for name, (hit, total) in attr_hits.items():
-        metrics[f"attr_acc_{name}"] = hit / total if total else float("nan")
     return metrics
 
 

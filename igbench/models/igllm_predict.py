@@ -7,12 +7,15 @@ placeholders (`{:+.3f}`).
 """
 from __future__ import annotations
 
-import json
+import contextlib
 from pathlib import Path
 
 import yaml
 
+from igbench.dataset import load_task_split
 from igbench.errors import UserError
+from igbench.runs import CONFIG_FILE, latest_checkpoint, read_run
+from igbench.score.predictions import append_predictions, todo_rows
 
 WEIGHTS = "trainable.safetensors"
 
@@ -35,17 +38,15 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"checkpoint not found: {path}")
-    if (path / "config.yaml").exists():
+    if (path / CONFIG_FILE).exists():
         run = path
         weights = path / "model" / WEIGHTS
         if not weights.exists():
-            from igbench.train import latest_checkpoint
-
             latest = latest_checkpoint(path)
             if latest is None:
                 raise UserError(f"{path} holds no trained weights yet (no model/{WEIGHTS}, no checkpoints/step_*)")
             weights = latest / "model.safetensors"
-    elif (path / "model.safetensors").exists() and (path.parent.parent / "config.yaml").exists():
+    elif (path / "model.safetensors").exists() and (path.parent.parent / CONFIG_FILE).exists():
         run, weights = path.parent.parent, path / "model.safetensors"
     else:
         raise UserError(f"{path} is not an igbench run or checkpoint (no config.yaml)")
@@ -63,10 +64,10 @@ def load_predictor(checkpoint: str | Path, overrides: list[str] = (), device: st
     from igbench.task import load_task
 
     run, weights = resolve_checkpoint(checkpoint)
+    task_name = read_run(run)["task"]
     try:
-        saved = yaml.safe_load((run / "config.yaml").read_text())
-        task_name = yaml.safe_load((run / "run.yaml").read_text())["task"] if (run / "run.yaml").exists() else "clevr"
-    except (yaml.YAMLError, KeyError, TypeError) as err:
+        saved = yaml.safe_load((run / CONFIG_FILE).read_text())
+    except yaml.YAMLError as err:
         raise UserError(f"{run} has an unreadable config: {err}") from None
     config = load_config(IGLLMConfig, None, list(overrides), base=saved)
     task = load_task(task_name)
@@ -91,60 +92,28 @@ def predict(checkpoint: str | Path, data: str | Path, split: str, out: str | Pat
     from tqdm.auto import tqdm
 
     from igbench.models.igllm import PredictionSet, env_threads
-    from igbench.train import load_rows
 
     env_threads()
     model, tokenizer, encoder, config, task = load_predictor(checkpoint, overrides)
-    data_task, rows = load_rows(data, split)
+    data_task, rows = load_task_split(data, split)
     if data_task.name != task.name:
         raise UserError(f"the run was trained on task '{task.name}', {data} is '{data_task.name}'")
     out = Path(out)
-    done = already_predicted(out)
     ids = rows["id"]
-    todo = [i for i, sample_id in enumerate(ids) if sample_id not in done]
-    if limit is not None:
-        todo = [i for i in todo if i < limit]
+    position = {sample_id: i for i, sample_id in enumerate(ids)}
+    todo_ids, skipped = todo_rows([{"id": sample_id} for sample_id in ids], out, limit)
+    todo = [position[r["id"]] for r in todo_ids]
     loader = torch.utils.data.DataLoader(PredictionSet(rows, encoder, todo), batch_size=batch_size or config.predict.batch_size,
                                          collate_fn=PredictionSet.collate)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if torch.cuda.is_available() and config.train.mixed_precision == "bf16" else _nullcontext()
+    bf16 = torch.cuda.is_available() and config.train.mixed_precision == "bf16"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     bar = tqdm(total=len(todo), desc=f"predict {split}", disable=not progress, unit="img", dynamic_ncols=True)
     written = 0
-    with open(out, "a") as f, autocast:
+    with autocast:
         for batch in loader:
             programs = generate_batch(model, batch["pixel_values"], encoder, tokenizer, config)
-            for sample_id, program in zip(batch["ids"], programs):
-                f.write(json.dumps({"id": sample_id, "program": program}) + "\n")
-            f.flush()
+            append_predictions(out, [{"id": i, "program": p} for i, p in zip(batch["ids"], programs)])
             written += len(programs)
             bar.update(len(programs))
     bar.close()
-    return {"written": written, "skipped": len(done), "out": str(out)}
-
-
-def already_predicted(out: Path) -> set[str]:
-    """Ids already in the output file. A last line cut off by a crash is dropped from the file."""
-    if not out.exists():
-        return set()
-    done, good = set(), []
-    lines = out.read_text().splitlines(keepends=True)
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = json.loads(line)
-            done.add(record["id"])
-            good.append(line if line.endswith("\n") else line + "\n")
-        except (json.JSONDecodeError, KeyError, TypeError):
-            if number == len(lines):  # an unfinished last line: rewrite without it
-                break
-            raise UserError(f"{out} line {number} is not a prediction; remove the file or choose another --out") from None
-    if len(good) != len(lines) or (lines and not lines[-1].endswith("\n")):
-        out.write_text("".join(good))
-    return done
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    return {"written": written, "skipped": skipped, "out": str(out)}

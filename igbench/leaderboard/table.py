@@ -7,6 +7,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from igbench.files import write_text_atomic
 from igbench.task import load_task
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ POSE = Layout(
     plot=[("rotation error ° (lower is better)", "rot_err_deg_mean"), ("MSSD AR (higher is better)", "mssd_ar")],
     matching="Hungarian matching on position; BOP's symmetry-aware pose errors")
 
-LAYOUTS = {"clevr": CLEVR, "dot2d": DOT2D, "so3": POSE, "six_dof": POSE}  # by the task's generator
+LAYOUTS = {"scene_set": CLEVR, "canvas": DOT2D, "pose": POSE}  # by the task's kind
 
 
 def value(result: dict, key: str):
@@ -79,10 +80,10 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
                          json.loads((folder / "row.json").read_text()) if (folder / "row.json").exists() else {}))
     lines = [f"# igbench benchmark: {task}, scale `{scale}`", ""]
     lines += [f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by "
-              f"`make benchmark scale={scale}` (`python -m igbench.baselines.benchmark --scale {scale}`) on "
+              f"`make benchmark scale={scale}` (`python -m igbench.leaderboard.run --scale {scale}`) on "
               f"{platform.machine()} with {_cpu_count()} CPU cores.", ""]
     task_spec = load_task(task)
-    layout = LAYOUTS[task_spec.generator]
+    layout = LAYOUTS[task_spec.kind]
     splits = ", ".join(f"{s} {n}" for s, n in config.splits.items())
     rendered = (f"{config.render.samples} Cycles samples (denoised)" if task_spec.renderer == "blender"
                 else f"drawn by igbench's {task_spec.renderer} renderer")
@@ -143,7 +144,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     plot = _plot(rows, task, id_split, ood_split, layout.plot, results / "benchmark.png")
     if plot:
         lines.insert(lines.index("## Models: ID | OOD"), "![ID vs OOD](benchmark.png)\n")
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
