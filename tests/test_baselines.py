@@ -183,11 +183,9 @@ def test_render_compare_reduces_the_position_error_of_perturbed_predictions(data
                 x, y, z = o.loc
                 objects.append(Obj(o.attrs, {**o.numbers, "loc": (x + dx, y + dy, z)}))
             f.write(json.dumps({"id": row["id"], "program": format_program(Program(objects), task)}) + "\n")
-    run, out = tmp_path / "rc", tmp_path / "refined.jsonl"
-    assert cli("train", "--model", "render-compare", "--data", str(data), "--output", str(run), "--quiet",
-               "refine.budget=30", "refine.step=0.2") == 0
-    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "val", "--out", str(out),
-               "--limit", "2", "--quiet", f"predict.base={base}") == 0
+    out = tmp_path / "refined.jsonl"
+    assert cli("refine", "--model", "render-compare", "--base", str(base), "--data", str(data), "--split", "val",
+               "--out", str(out), "--limit", "2", "--quiet", "refine.budget=30", "refine.step=0.2") == 0
     refined = read_jsonl(out)
     assert [r["id"] for r in refined] == [r["id"] for r in rows]
     assert all(2 <= r["renders"] <= 30 for r in refined)
@@ -206,13 +204,15 @@ def test_render_compare_reduces_the_position_error_of_perturbed_predictions(data
     assert after["count_acc"] == 1.0 and min(after["attr_acc"].values()) == 1.0  # only positions move
 
 
-def test_render_compare_without_base_predictions_is_a_one_line_error(data, tmp_path, capsys):
-    run = tmp_path / "rc"
-    assert cli("train", "--model", "render-compare", "--data", str(data), "--output", str(run), "--quiet") == 0
-    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "val", "--out",
-               str(tmp_path / "x.jsonl")) == 2
+def test_render_compare_refines_and_does_not_train(data, tmp_path, capsys):
+    assert cli("refine", "--base", str(tmp_path / "nowhere.jsonl"), "--data", str(data), "--split", "val",
+               "--out", str(tmp_path / "x.jsonl")) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "predict.base" in err
+    assert len(err.splitlines()) == 1 and "--base: no such predictions file" in err
+    assert cli("train", "--model", "render-compare", "--data", str(data), "--output", str(tmp_path / "rc")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "learns nothing" in err and "igbench refine" in err
+    assert not (tmp_path / "rc").exists() and not (tmp_path / "x.jsonl").exists()
 
 
 # -------------------------------------------------------------------------------------- driver and imports
@@ -225,7 +225,7 @@ def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path,
     assert main(["--dry-run", *paths]) == 0
     text = capsys.readouterr().out
     for needle in ("igbench render --task clevr --split ood --n 100", "igbench train --model cnn-set",
-                   f"igbench predict --checkpoint {tmp_path / 'runs' / 'render-compare'}", "igbench score"):
+                   "igbench refine --model render-compare --base", "igbench score"):
         assert needle in text
     assert not (tmp_path / "r").exists() and not (tmp_path / "runs").exists()  # a dry run writes nothing
     assert main(["--scale", "paper", "--dry-run", *paths]) == 0

@@ -31,8 +31,9 @@ def two_workers(tmp_path_factory):
     return out
 
 
-def test_writes_a_typed_huggingface_dataset(two_workers):
+def test_writes_a_typed_huggingface_dataset(two_workers, conforms):
     root = two_workers / "clevr" / "ood"
+    conforms(root / "render_config.json")
     assert sorted(p.name for p in (root / "data").iterdir()) == ["ood-00000-of-00002.parquet", "ood-00001-of-00002.parquet"]
     assert not (root / "staging").exists()
     ds = load(two_workers)

@@ -147,11 +147,12 @@ def test_missing_files_and_reference_are_one_line(data, tmp_path, capsys):
     assert code == 2 and "no reference for clevr/ood" in err and err.count("\n") == 1
 
 
-def test_cli_writes_scores_samples_and_a_report(data, rows, tmp_path, capsys):
+def test_cli_writes_scores_samples_and_a_report(data, rows, tmp_path, capsys, conforms):
     path = write(tmp_path / "p.jsonl", oracle(rows)[1:])  # one sample missing
     code, out, err = run_cli(capsys, path, "--data", data, "--out", tmp_path / "out", "--bootstrap", "100")
     assert code == 0, err
     assert "count accuracy" in out and "missing_prediction 1" in out
+    conforms(tmp_path / "out" / "scores.json")
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
     group = scores["results"]["clevr/val"]
     assert group["count_acc"] == pytest.approx(0.75) and group["failures"] == {"missing_prediction": 1}

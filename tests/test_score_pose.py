@@ -210,7 +210,7 @@ def run_cli(capsys, *args):
     return code, captured.out, captured.err
 
 
-def test_render_re_renders_pose_and_canvas_programs(data, data_quat, tmp_path, capsys):
+def test_render_re_renders_pose_and_canvas_programs(data, data_quat, tmp_path, capsys, conforms):
     cache = tmp_path / "cache"
     for root, items in ((data, [("6dof", "train"), ("dot2d", "test")]), (data_quat, [("so3", "ood")])):
         path = tmp_path / f"{root.name}.jsonl"
@@ -219,6 +219,7 @@ def test_render_re_renders_pose_and_canvas_programs(data, data_quat, tmp_path, c
         code, _, err = run_cli(capsys, path, "--data", root, "--render", "--cache-dir", cache, "--bootstrap", "20",
                                "--out", out)
         assert code == 0, err
+        conforms(out / "scores.json")
         results = json.loads((out / "scores.json").read_text())["results"]
         for task, split in items:
             group = results[f"{task}/{split}"]

@@ -251,6 +251,7 @@ def _saved_config(config: RenderConfig, task: Task, settings: RenderSettings) ->
     except PackageNotFoundError:
         blender = None
     return {
+        "format_version": 1,
         "config": asdict(config),
         "task_sha256": hashlib.sha256(task.path.read_bytes()).hexdigest(),
         "rotation_rep": task.rotation_rep,

@@ -16,6 +16,7 @@ import numpy as np
 from igbench import __version__
 from igbench.errors import UserError
 from igbench.files import replaced_atomically, write_json_atomic
+from igbench.formats import SCORES_SCHEMA_VERSION, metric_directions
 from igbench.metrics import params as M
 from igbench.score.pose import score_points2d_split, score_pose_split
 from igbench.score.params import aggregate_params, canonical_order, encode, parameter_stats, yaw_periods
@@ -93,6 +94,7 @@ def score(predictions, reference, *, render: bool = False, device: str = "auto",
         run.pictures.update(pictures)
     ref_fp = hashlib.sha256("".join(f"{k}:{refs[k].fingerprint}\n" for k in sorted(refs)).encode()).hexdigest()
     run.scores = {
+        "schema_version": SCORES_SCHEMA_VERSION,
         "igbench_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git": git_revision(),
@@ -103,6 +105,7 @@ def score(predictions, reference, *, render: bool = False, device: str = "auto",
                        for k, r in sorted(refs.items())},
         },
         "results": results,
+        "higher_is_better": metric_directions(results),
         "failures": dict(sorted(failures_total.items())),
         "missing": {"count": len(missing), "examples": missing[:10]},
     }
