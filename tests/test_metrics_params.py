@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from igbench.metrics import params as M
-from igbench.metrics.stats import bootstrap_ratio_ci, bootstrap_ratios
+from igbench.metrics.stats import bootstrap_ratios, percentile_interval
 from igbench.program import Obj, Program
 from igbench.score.params import aggregate_params, canonical_order, encode, parameter_stats, yaw_periods
 from igbench.task import load_task
@@ -84,10 +84,11 @@ def test_slot_attention_detection_rule():
     pred_loc = np.array([[[0.1, 0, 0], [0.2, 0, 0], [1, 0, 0]]], float)
     pred_attr = np.array([[[0, 0], [0, 0], [1, 0]]])
     valid = np.ones((1, 3), bool)
-    tp = M.slot_attention_detections(pred_loc, pred_attr, valid, gt_loc, gt_attr, np.ones((1, 2), bool), math.inf)
+    best, best_d = M.nearest_attribute_match(M.pairwise_distances(pred_loc, gt_loc), pred_attr, gt_attr, np.ones((1, 2), bool))
+    tp = M.slot_attention_claims(best, best_d, valid, math.inf)
     # p0 claims object 0; p1's nearest attribute match is object 0 again (taken) -> FP; p2's colour is wrong -> FP
     assert tp.tolist() == [[True, False, False]]
-    tp = M.slot_attention_detections(pred_loc, pred_attr, valid, gt_loc, gt_attr, np.ones((1, 2), bool), 0.05)
+    tp = M.slot_attention_claims(best, best_d, valid, 0.05)
     assert tp.tolist() == [[False, False, False]]
 
 
@@ -150,10 +151,10 @@ def test_a_wrong_colour_and_a_shifted_object_by_hand():
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=200)
-    lo, hi = bootstrap_ratio_ci(x[:, None], np.ones((200, 1)), n_resamples=500, seed=7)
-    lo2, hi2 = bootstrap_ratio_ci(x[:, None], np.ones((200, 1)), n_resamples=500, seed=7)
+    lo, hi = percentile_interval(bootstrap_ratios(x[:, None], np.ones((200, 1)), n_resamples=500, seed=7), 0.95)
+    lo2, hi2 = percentile_interval(bootstrap_ratios(x[:, None], np.ones((200, 1)), n_resamples=500, seed=7), 0.95)
     assert (lo, hi) == (lo2, hi2) or (np.array_equal(lo, lo2) and np.array_equal(hi, hi2))
     assert lo[0] < x.mean() < hi[0] and hi[0] - lo[0] < 0.2
-    const_lo, const_hi = bootstrap_ratio_ci(np.full((50, 1), 3.0), np.ones((50, 1)), n_resamples=100)
+    const_lo, const_hi = percentile_interval(bootstrap_ratios(np.full((50, 1), 3.0), np.ones((50, 1)), n_resamples=100), 0.95)
     assert const_lo[0] == const_hi[0] == 3.0
     assert bootstrap_ratios(np.ones((5, 2)), np.ones((5, 2)), n_resamples=10).shape == (10, 2)

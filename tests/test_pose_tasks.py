@@ -307,6 +307,17 @@ heldout_objects: [tetra]
 """
 
 
+def test_a_manifest_symmetry_can_be_an_axis_with_its_flips(tmp_path):
+    from igbench.objects.library import load_library
+
+    manifest = MANIFEST.replace("{discrete: [[0, 0, 90], [0, 0, 180], [0, 0, 270]]}", "{continuous: [0, 0, 1], discrete: [[180, 0, 0]]}")
+    crate = load_library(write_assets(tmp_path / "assets", manifest))["crate"]
+    assert crate.symmetry == {"type": "continuous", "axis": [0.0, 0.0, 1.0], "rotations": [[180.0, 0.0, 0.0]]}
+    rotations = crate.symmetry_rotations()
+    assert len(rotations) == 36 + 36  # the axis every 10 degrees, and each of those flipped upside down
+    assert sum(np.allclose(r, np.diag([1.0, -1.0, -1.0])) for r in rotations) == 1
+
+
 def test_user_assets_render_with_their_own_vocabulary(tmp_path):
     assets = write_assets(tmp_path / "assets", MANIFEST)
     task = load_task("so3", assets=str(assets))

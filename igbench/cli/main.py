@@ -13,7 +13,7 @@ COMMANDS = {
     "merge": "Merge the folders of sharded render jobs (--shard i/N) into one split.",
     "export": "Export a pose-task dataset in another layout (BOP).",
     "push": "Publish rendered splits to the HuggingFace Hub with a dataset card (or --dry-run DIR).",
-    "bench": "Benchmarks that print figures (e.g. `igbench bench render`).",
+    "bench": "Speed figures on this machine (`igbench bench render`); the leaderboard is `make benchmark`.",
     "train": "Train a model (e.g. `--model igllm`) on a rendered dataset.",
     "predict": "Write predictions.jsonl for a split with a trained run.",
     "refine": "Refine another model's predictions by re-rendering them (render-compare).",

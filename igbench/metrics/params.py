@@ -120,22 +120,6 @@ def parse_rate(parsed_ok: np.ndarray) -> float:
 # ------------------------------------------------------------------------------ Slot Attention style AP
 
 
-def slot_attention_detections(pred_loc, pred_attr, pred_valid, gt_loc, gt_attr, gt_valid, threshold: float):
-    """True-positive flags (B, P) of the Slot Attention CLEVR evaluation at one distance threshold.
-
-    Predictions are taken in the order given (slot p of scene b before p + 1). For prediction p:
-        j* = argmin over valid ground-truth objects j whose four attributes all equal p's of D[b, p, j]
-        TP  iff  j* exists, D[b, p, j*] < t, and no earlier prediction of the scene claimed j*
-    and a TP claims j*. Everything else is a false positive. (As in the original code, the nearest
-    attribute-matching object is chosen before looking at claims: if it is taken, p is a false positive
-    even when a farther unclaimed match exists.) Returns tp (B, P) bool; false positives are
-    pred_valid & ~tp. (= slot_attention_claims(*nearest_attribute_match(...), pred_valid, t).)
-    """
-    dist = pairwise_distances(np.asarray(pred_loc, float), np.asarray(gt_loc, float))
-    best, best_d = nearest_attribute_match(dist, pred_attr, gt_attr, gt_valid)
-    return slot_attention_claims(best, best_d, pred_valid, threshold)
-
-
 def nearest_attribute_match(dist, pred_attr, gt_attr, gt_valid):
     """j*[b, p] = argmin_j D[b, p, j] over valid j with all attributes equal to p's; its distance (inf: none)."""
     pred_attr, gt_attr = np.asarray(pred_attr), np.asarray(gt_attr)

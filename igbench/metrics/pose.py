@@ -142,13 +142,6 @@ def diameter(pts) -> float:
     return float(pdist(pts).max()) if len(pts) > 1 else 0.0
 
 
-def _compose(R, t, S):
-    S = np.asarray(S, float)
-    R_s = np.asarray(R, float) @ S[:3, :3]
-    t_s = np.asarray(R, float) @ (S[:3, 3] if S.shape == (4, 4) else np.zeros(3)) + np.asarray(t, float).reshape(3)
-    return R_s, t_s
-
-
 def _transform_sym(R, t, pts, symmetries) -> np.ndarray:
     """(S, N, 3): the model points under T S for every symmetry S (3x3 or 4x4), as one matrix product."""
     R, t = np.asarray(R, float), np.asarray(t, float).reshape(3)

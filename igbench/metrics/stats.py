@@ -22,12 +22,6 @@ def resample_counts(n: int, n_resamples: int = N_RESAMPLES, seed: int = SEED, ch
         done += rows
 
 
-def bootstrap_ratio_ci(num: np.ndarray, den: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = SEED,
-                       level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) per column: `percentile_interval(bootstrap_ratios(num, den, ...), level)`."""
-    return percentile_interval(bootstrap_ratios(num, den, n_resamples, seed), level)
-
-
 def bootstrap_ratios(num: np.ndarray, den: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> np.ndarray:
     """Percentile bootstrap interval of ratio-of-sums statistics, resampling scenes.
 

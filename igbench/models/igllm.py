@@ -195,7 +195,7 @@ class IGLLM(nn.Module):
         embeds = self.embed(ids, mask, pixel_values)
         table = self.lm.get_input_embeddings()
         cache = _new_cache(self.lm.config) if use_cache else None
-        out = self.decoder(inputs_embeds=embeds, **_cache_kwargs(cache, self.decoder))
+        out = self.decoder(inputs_embeds=embeds, **_cache_kwargs(cache))
         hidden = out.last_hidden_state[:, -1]
         done = torch.zeros(batch, dtype=torch.bool, device=embeds.device)
         tokens: list[list[int]] = [[] for _ in range(batch)]
@@ -220,7 +220,7 @@ class IGLLM(nn.Module):
                 gate = ((token == self.number_token_id) & ~done_before).to(step.dtype).unsqueeze(-1)
                 step = step + (self.value_embed(number_value) * gate).unsqueeze(1).to(step.dtype)
             if use_cache:
-                out = self.decoder(inputs_embeds=step, **_cache_kwargs(cache, self.decoder))
+                out = self.decoder(inputs_embeds=step, **_cache_kwargs(cache))
             else:  # the reference path: recompute the whole sequence (tests check both agree)
                 embeds = torch.cat([embeds, step], dim=1)
                 out = self.decoder(inputs_embeds=embeds, use_cache=False)
@@ -234,19 +234,9 @@ def _new_cache(config):
     return DynamicCache(config=config)
 
 
-def _cache_kwargs(cache, decoder) -> dict:
-    """The decoder's cache argument: `cache` in current transformers, `past_key_values` in older ones."""
-    import inspect
-
-    if cache is None:
-        return {"use_cache": False}
-    cls = type(decoder)
-    if cls not in _CACHE_ARG:
-        _CACHE_ARG[cls] = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
-    return {_CACHE_ARG[cls]: cache, "use_cache": True}
-
-
-_CACHE_ARG: dict = {}
+def _cache_kwargs(cache) -> dict:
+    """The decoder's arguments for a KV cache (transformers 5 names it `cache`), or for none."""
+    return {"use_cache": False} if cache is None else {"cache": cache, "use_cache": True}
 
 
 # ------------------------------------------------------------------------------------------ building
@@ -336,10 +326,7 @@ def build_model(config: IGLLMConfig, task: Task, run_dir: Path | None = None, fo
         if number_id is None or number_id == tokenizer.unk_token_id:
             raise UserError(f"the number token '{m.number_token}' is not one token of the tokenizer")
     if m.gradient_checkpointing and for_training:
-        if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x names it so
-            lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         lm.config.use_cache = False
     if m.finetune == "lora":
         from peft import LoraConfig, get_peft_model

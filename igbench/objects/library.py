@@ -13,6 +13,7 @@ A user's own meshes come from `--assets DIR` holding a `manifest.yaml` (see docs
         category: tool
         scale: 1.0            # multiplies the file's coordinates (e.g. 0.001 for millimetres)
         symmetry: none        # none | {discrete: [[rx, ry, rz] Euler degrees, ...]} | {continuous: [ax, ay, az]}
+                              # | {continuous: [ax, ay, az], discrete: [...]} (an axis and its flips, e.g. a dumbbell)
     heldout_objects: [drill]  # optional: what the ood_shape split holds out
 """
 from __future__ import annotations
@@ -261,11 +262,11 @@ def _load_assets(path: Path) -> Library:
 def _symmetry(decl, manifest: Path, name: str) -> dict:
     if decl in (None, "none"):
         return {"type": "none"}
-    if isinstance(decl, dict) and "discrete" in decl:
-        return {"type": "discrete", "rotations": [list(map(float, e)) for e in decl["discrete"]]}
-    if isinstance(decl, dict) and "continuous" in decl:
+    if isinstance(decl, dict) and "continuous" in decl:  # with `discrete`: the flips that go with the axis
         return {"type": "continuous", "axis": list(map(float, decl["continuous"])),
                 "rotations": [list(map(float, e)) for e in decl.get("discrete", [])]}
+    if isinstance(decl, dict) and "discrete" in decl:
+        return {"type": "discrete", "rotations": [list(map(float, e)) for e in decl["discrete"]]}
     raise UserError(f"{manifest}: object '{name}' has an unreadable symmetry {decl!r}")
 
 
