@@ -21,6 +21,7 @@ from igbench.runs import check_resume, check_task, open_run, start_run
 from igbench.score.predictions import append_predictions, todo_rows
 from igbench.baselines.cnn_set_config import NAME, CnnSetConfig
 from igbench.errors import UserError
+from igbench.files import replaced_atomically
 
 # What --resume must keep (logging, checkpoint frequency and threads may change).
 FIXED_ON_RESUME = ("model", "loss", "train.steps", "train.batch_size", "train.lr", "train.weight_decay",
@@ -286,12 +287,12 @@ def train(config: CnnSetConfig, data, output, resume: bool = False, progress: bo
             bar.set_postfix(loss=f"{last['loss']:.3f}")
             window = []
         if step % tc.save_every == 0 and step < tc.steps:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "step": step},
-                       output / (CHECKPOINT + ".tmp"))
-            (output / (CHECKPOINT + ".tmp")).replace(output / CHECKPOINT)
+            with replaced_atomically(output / CHECKPOINT) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "step": step}, tmp)
     bar.close()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(output / WEIGHTS))
+    with replaced_atomically(output / WEIGHTS) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     return {"step": step, "loss": last.get("loss")}
 
 

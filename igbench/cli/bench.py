@@ -4,8 +4,8 @@ the scorer's throughput. Both print figures; neither is a test."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from pathlib import Path
 
 from igbench.render_settings import RenderSettings, parse_resolution
 from igbench.errors import UserError
@@ -77,5 +77,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _save(report: dict, path: str | None) -> None:
     if path:
-        with open(path, "w") as f:
-            json.dump(report, f, indent=2)
+        from igbench.files import write_json_atomic
+
+        write_json_atomic(Path(path), report, sort_keys=False)

@@ -25,7 +25,7 @@ import torch
 from igbench.config import to_dict
 from igbench.dataset import load_task_split
 from igbench.errors import UserError
-from igbench.files import write_text_atomic
+from igbench.files import replaced_atomically, write_text_atomic
 from igbench.models.igllm_config import IGLLMConfig
 from igbench.models.igllm_predict import generate_batch
 from igbench.runs import STATE_FILE, check_resume, checkpoint_step, latest_checkpoint, mark_checkpoint, start_run
@@ -179,7 +179,8 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
     if step >= tc.max_steps and accelerator.is_main_process:
         (output / "model").mkdir(exist_ok=True)
         state = igllm.trainable_state_dict(accelerator.unwrap_model(model))
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(output / "model" / "trainable.safetensors"))
+        with replaced_atomically(output / "model" / "trainable.safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
         say(f"igbench: trained {step} steps; model in {output / 'model'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()

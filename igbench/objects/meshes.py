@@ -6,8 +6,11 @@ BOP tools read them as they expect.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from igbench.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -109,5 +112,4 @@ def write_ply(mesh: Mesh, path, scale: float = 1.0) -> None:
              "property list uchar int vertex_indices", "end_header"]
     lines += [f"{x:.6f} {y:.6f} {z:.6f}" for x, y, z in mesh.vertices * scale]
     lines += [f"3 {a} {b} {c}" for a, b, c in mesh.faces]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text_atomic(Path(path), "\n".join(lines) + "\n")
