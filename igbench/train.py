@@ -82,8 +82,11 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
     image_size, num_image_tokens = igllm.vision_geometry(model, config)
     encoder = igllm.Encoder(config, task, tokenizer, image_size, num_image_tokens)
     dataset = igllm.TrainingSet(train_rows, encoder, tc.seed)
+    # Its own generator: starting an epoch's iterator draws a base seed, which from the global generator
+    # would shift the dropout masks of a run resumed mid-epoch against an uninterrupted one.
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, shuffle=True, drop_last=False,
-                                         collate_fn=encoder.collate, num_workers=tc.num_workers)
+                                         collate_fn=encoder.collate, num_workers=tc.num_workers,
+                                         generator=torch.Generator().manual_seed(tc.seed))
     val_loader = None
     if val_rows is not None:
         val_set = igllm.PredictionSet(val_rows, encoder, list(range(min(tc.eval_samples, len(val_rows)))))

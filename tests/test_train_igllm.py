@@ -59,22 +59,28 @@ def test_overfitting_eight_scenes_reproduces_their_programs(data, tmp_path, nume
         assert len(read_jsonl(run / "eval" / "step_000150.jsonl")) == VAL_N
 
 
-def test_resume_continues_with_the_same_losses(data, tmp_path):
+def test_resume_mid_epoch_runs_exactly_the_remaining_steps_with_the_same_losses(data, tmp_path):
     # LoRA with dropout, both augmentations, gradient accumulation and TensorBoard: everything that
-    # draws random numbers or keeps state must come back from the checkpoint.
+    # draws random numbers or keeps state must come back from the checkpoint. Batches of 2 accumulated
+    # twice: 4 micro-batches (2 steps) per epoch of 8 scenes, so the run stops after step 3, half-way
+    # through epoch 2, and the resumed run must skip exactly the 2 micro-batches of epoch 2 it has seen.
     common = ["--data", str(data), "--config", "tiny", "--quiet", "model.finetune=lora", "model.numeric=float",
-              "train.max_steps=6", "train.batch_size=4", "train.grad_accum=2", "train.log_every=1",
+              "train.max_steps=6", "train.batch_size=2", "train.grad_accum=2", "train.log_every=1",
               "train.save_every=3", "train.keep_checkpoints=0"]
+    assert (3 * 2) % (TRAIN_N // 2) == 2  # the stop lands mid-epoch
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert cli("train", "--output", str(whole), *common) == 0
     assert cli("train", "--output", str(parts), *common, "train.stop_after=3") == 0
     assert not (parts / "model").exists() and (parts / "checkpoints" / "step_000003" / "state.json").exists()
+    first = [r for r in read_jsonl(parts / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in first] == [1, 2, 3]
     assert cli("train", "--output", str(parts), *common) == 2  # an existing run needs --resume
     assert cli("train", "--output", str(parts), *common, "--resume") == 0
     a = [r for r in read_jsonl(whole / "metrics.jsonl") if "loss" in r]
     b = [r for r in read_jsonl(parts / "metrics.jsonl") if "loss" in r]
-    assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
-    for x, y in zip(a, b):
+    assert b[:3] == first  # steps 1-3 are not run again ...
+    assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]  # ... and 4-6 once each
+    for x, y in zip(a, b):  # each step's loss is its batches' loss: the same samples, the same weights
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-5, abs=1e-6), (x, y)
         assert x["lr"] == pytest.approx(y["lr"], rel=1e-9)
     assert len({round(r["loss"], 6) for r in a}) == 6  # the losses are not all alike
