@@ -1,4 +1,5 @@
 """`igbench render` end to end, as a user runs it: a real HF dataset, determinism, resume, bad input."""
+import json
 import os
 import signal
 import subprocess
@@ -101,18 +102,38 @@ def _finished(root: Path, shard_size: int) -> int:
     return staged + shard_size * len(list((root / "data").glob("*.parquet")))
 
 
-def test_kill_9_of_the_parent_then_rerun_loses_and_duplicates_nothing(two_workers, tmp_path):
-    args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "2", *TINY]
+def _staged(root: Path) -> list[int]:
+    return sorted(int(p.name.split(".")[0]) for p in (root / "staging").glob("*.json"))
+
+
+def test_kill_9_mid_shard_then_rerun_renders_exactly_the_missing_samples(two_workers, tmp_path):
+    args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"
-    proc = _start_and_wait(args, root, 2, 3, start_new_session=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    os.killpg(proc.pid, signal.SIGKILL)
+    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300  # wait for one finished shard and a shard half-way (staged samples)
+    while not (list((root / "data").glob("*.parquet")) and _staged(root)) and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and its render workers
     proc.wait()
-    partial = _finished(root, 2)
-    assert 3 <= partial < LONG, "the run should have been cut off part-way"
+    shards = {p.name: p.stat().st_mtime_ns for p in (root / "data").glob("*.parquet")}
+    staged = _staged(root)
+    in_shards = [4 * int(name.split("-")[1]) + j for name in shards for j in range(4)]
+    assert shards and staged and len(staged) % 4, "the run should have been cut off mid-shard"
+    before = sorted(in_shards + staged)
+    assert len(before) < LONG and not set(in_shards) & set(staged)
+    # Mark the staged samples: if the rerun keeps them (as it must), the marks end up in the dataset.
+    for i in staged:
+        meta = root / "staging" / f"{i:06d}.json"
+        row = json.loads(meta.read_text())
+        meta.write_text(json.dumps({**row, "seed": -1 - i}))
     rerun = igbench(*args)
-    assert "before" in rerun.stdout
-    assert_same_start(load(tmp_path), load(two_workers))
+    assert f"({LONG - len(before)} rendered now, {len(before)} before)" in rerun.stdout, rerun.stdout
+    assert {name: (root / "data" / name).stat().st_mtime_ns for name in shards} == shards  # not rewritten
+    ds = load(tmp_path)
+    assert_same_start(ds, load(two_workers))
+    marked = [i for i, seed in enumerate(ds["seed"]) if seed == -1 - i]
+    assert marked == staged  # exactly the staged samples were kept, everything else rendered once
 
 
 def _children(pid: int) -> list[int]:
@@ -196,6 +217,7 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(two_workers, tmp_path):
         pytest.fail("the run finished before it could be interrupted")
     assert proc.returncode == 130
     assert "interrupted; finished work is kept" in err and "Traceback" not in err
+    kept = _finished(root, 4)
     rerun = igbench(*args)
-    assert "before" in rerun.stdout
+    assert f"({LONG - kept} rendered now, {kept} before)" in rerun.stdout, rerun.stdout
     assert_same_start(load(tmp_path), load(two_workers))
