@@ -11,6 +11,8 @@ from igbench.program import parse
 from igbench.scene import Camera, Light, Scene
 from igbench.task import load_task
 
+pytestmark = pytest.mark.blender
+
 TASK = load_task("clevr")
 PROGRAM = """
 add(shape='sphere', color='red', material='rubber', size='large', loc=(-1.600, +1.200, +0.700))

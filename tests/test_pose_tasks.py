@@ -153,6 +153,7 @@ def rendered(tmp_path_factory):
     return out
 
 
+@pytest.mark.blender
 def test_annotated_poses_project_each_object_onto_its_own_mask(rendered):
     library = default_library()
     for task, split in (("6dof", "train"), ("so3", "ood")):
@@ -177,6 +178,7 @@ def test_annotated_poses_project_each_object_onto_its_own_mask(rendered):
                 assert np.abs(R_world - np.array(obj["R_world"])).max() < 2e-3
 
 
+@pytest.mark.blender
 def test_dot2d_renders_without_blender_and_its_dot_sits_at_its_position(rendered):
     ds = datasets.load_dataset(str(rendered / "dot2d" / "test"), split="test")
     for row in ds:
@@ -188,6 +190,7 @@ def test_dot2d_renders_without_blender_and_its_dot_sits_at_its_position(rendered
         assert np.asarray(row["segmentation"])[py, px] == 1
 
 
+@pytest.mark.blender
 def test_bop_export_parses_and_matches_the_dataset(rendered, tmp_path):
     out = tmp_path / "bop"
     igbench("export", "--format", "bop", str(rendered / "6dof"), str(out))
@@ -239,6 +242,7 @@ CLEVR_JSON = {"info": {"split": "val"}, "scenes": [
 ]}
 
 
+@pytest.mark.blender
 def test_clevr_scene_json_re_renders_with_the_original_rotation_convention(tmp_path):
     path = tmp_path / "CLEVR_val_scenes.json"
     path.write_text(json.dumps(CLEVR_JSON))
@@ -307,6 +311,7 @@ heldout_objects: [tetra]
 """
 
 
+@pytest.mark.blender
 def test_user_assets_render_with_their_own_vocabulary(tmp_path):
     assets = write_assets(tmp_path / "assets", MANIFEST)
     task = load_task("so3", assets=str(assets))

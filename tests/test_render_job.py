@@ -32,6 +32,7 @@ def two_workers(tmp_path_factory):
     return out
 
 
+@pytest.mark.blender
 def test_writes_a_typed_huggingface_dataset(two_workers):
     root = two_workers / "clevr" / "ood"
     assert sorted(p.name for p in (root / "data").iterdir()) == ["ood-00000-of-00002.parquet", "ood-00001-of-00002.parquet"]
@@ -56,6 +57,7 @@ def test_writes_a_typed_huggingface_dataset(two_workers):
     assert [light["name"] for light in row["lights"]] == ["key", "fill", "back"]
 
 
+@pytest.mark.blender
 def test_same_ids_and_programs_whatever_the_worker_count(two_workers, tmp_path):
     igbench("render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--workers", "1", *TINY)
     one, two = load(tmp_path), load(two_workers)
@@ -68,6 +70,7 @@ def test_same_ids_and_programs_whatever_the_worker_count(two_workers, tmp_path):
         assert diff.max() <= 1 and (diff > 0).mean() < 0.005
 
 
+@pytest.mark.blender
 def test_rerunning_a_finished_split_renders_nothing(two_workers):
     before = {p.name: p.stat().st_mtime_ns for p in (two_workers / "clevr" / "ood" / "data").iterdir()}
     proc = igbench("render", "--split", "ood", "--n", "6", "--out", str(two_workers), "--workers", "2",
@@ -106,6 +109,7 @@ def _staged(root: Path) -> list[int]:
     return sorted(int(p.name.split(".")[0]) for p in (root / "staging").glob("*.json"))
 
 
+@pytest.mark.blender
 def test_kill_9_mid_shard_then_rerun_renders_exactly_the_missing_samples(two_workers, tmp_path):
     args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"
@@ -148,6 +152,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.blender
 def test_a_killed_worker_costs_only_a_retry(two_workers, tmp_path):
     args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"
@@ -161,6 +166,7 @@ def test_a_killed_worker_costs_only_a_retry(two_workers, tmp_path):
     assert_same_start(load(tmp_path), load(two_workers))
 
 
+@pytest.mark.blender
 def test_changed_settings_refuse_to_mix_into_an_existing_split(two_workers):
     proc = igbench("render", "--split", "ood", "--n", "6", "--out", str(two_workers), "--shard-size", "4",
                    "--resolution", "64x48", "--samples", "3", "--quiet", check=False)
@@ -190,6 +196,7 @@ def test_unwritable_output_is_one_line_exit_2(tmp_path):
         one_line_error(igbench("render", "--out", str(out), "--n", "2", check=False), message)
 
 
+@pytest.mark.blender
 def test_a_sample_that_keeps_failing_is_reported_by_id(tmp_path):
     import yaml
 
@@ -207,6 +214,7 @@ def test_a_sample_that_keeps_failing_is_reported_by_id(tmp_path):
     assert not list((out / "clevr" / "impossible" / "data").glob("*.parquet"))
 
 
+@pytest.mark.blender
 def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(two_workers, tmp_path):
     args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"

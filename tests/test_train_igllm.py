@@ -13,6 +13,8 @@ from igbench.program import parse
 from igbench.task import load_task
 from igllm_support import TRAIN_N, VAL_N, cli, read_jsonl, tiny_dataset
 
+pytestmark = [pytest.mark.blender, pytest.mark.train]  # trains on a tiny rendered dataset
+
 TASK = load_task("clevr")
 EXACT = ["augment.shuffle_attributes=false", "augment.synonyms=false", "train.trackers=[]"]
 
