@@ -43,7 +43,6 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
 
     tc = config.train
     output = Path(output)
-    check_output(output, config, resume)
 
     # ---- setup: one Accelerator for devices, mixed precision, accumulation, trackers, checkpoints
     trackers = available_trackers(tc.trackers)
@@ -53,7 +52,9 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
         log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=tc.seed),
+        step_scheduler_with_optimizer=False,  # the schedule counts optimizer steps, whatever the process count
     )
+    check_output(output, config, resume, accelerator.num_processes)
     set_seed(tc.seed)
     igllm.env_threads()
     say = accelerator.print
@@ -97,11 +98,10 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
     say(f"igbench: {len(train_rows)} training samples, {num_image_tokens} image tokens, "
         f"{trainable:,} of {total:,} parameters trained")
 
-    # ---- optimizer and schedule (accelerate steps the scheduler once per process per optimizer step)
+    # ---- optimizer and schedule (stepped once per optimizer step, so a run resumes with another process count)
     optimizer = torch.optim.AdamW(igllm.parameter_groups(model, tc), betas=(0.9, 0.999))
     warmup = math.ceil(tc.warmup_ratio * tc.max_steps)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup * accelerator.num_processes,
-                                                tc.max_steps * accelerator.num_processes)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, tc.max_steps)
 
     # ---- checkpoints hold only what is trained: the frozen encoder and LM are not copied every K steps
     def keep_trainable(models, weights, _output_dir):
@@ -147,12 +147,13 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
         for batch in batches:
             with accelerator.accumulate(model):
-                out = model(**batch)
+                out = global_mean_loss(accelerator, model(**batch), config.model.numeric_loss_weight)
                 accelerator.backward(out["loss"])
                 if accelerator.sync_gradients and tc.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
                 optimizer.step()
-                scheduler.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             micro += 1
             for key in ("loss", "ce", "mse"):
@@ -212,7 +213,9 @@ def load_rows(data: str | Path, split: str, task_name: str | None = None):
     return task, rows
 
 
-def check_output(output: Path, config: IGLLMConfig, resume: bool) -> None:
+def check_output(output: Path, config: IGLLMConfig, resume: bool, num_processes: int = 1) -> None:
+    """A new run needs a new folder; a resumed one the same model, targets and schedule. The batch is
+    compared globally (per-process batch times processes), so a run may resume on another process count."""
     saved = output / "config.yaml"
     if not saved.exists():
         return
@@ -224,10 +227,16 @@ def check_output(output: Path, config: IGLLMConfig, resume: bool) -> None:
     for section in ("model", "prompt", "augment"):
         if before.get(section) != now[section]:
             raise UserError(f"--resume with a different '{section}' config than {saved}; use the same config")
-    for key in ("max_steps", "batch_size", "grad_accum", "seed", "lr", "lr_projector", "lr_head", "warmup_ratio"):
+    for key in ("max_steps", "grad_accum", "seed", "lr", "lr_projector", "lr_head", "warmup_ratio"):
         if before.get("train", {}).get(key) != getattr(config.train, key):
             raise UserError(f"--resume with train.{key}={getattr(config.train, key)}, the run has "
                             f"{before.get('train', {}).get(key)}; use the same value")
+    latest = latest_checkpoint(output)
+    processes = json.loads((latest / STATE_FILE).read_text()).get("processes", 1) if latest else num_processes
+    batch = before.get("train", {}).get("batch_size")
+    if batch is None or batch * processes != config.train.batch_size * num_processes:
+        raise UserError(f"--resume with a global batch of {config.train.batch_size} x {num_processes} process(es); "
+                        f"the run has {batch} x {processes}: set train.batch_size so the products agree")
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -247,12 +256,27 @@ def save_checkpoint(accelerator, output: Path, step: int, keep: int) -> None:
     folder = output / "checkpoints" / f"step_{step:06d}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        (folder / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")  # written last: marks it complete
+        state = {"step": step, "processes": accelerator.num_processes}
+        (folder / STATE_FILE).write_text(json.dumps(state) + "\n")  # written last: marks it complete
         if keep:
             done = sorted(p for p in (output / "checkpoints").glob("step_*") if (p / STATE_FILE).exists())
             for old in done[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def global_mean_loss(accelerator, out: dict, weight: float) -> dict:
+    """The micro-batch's loss over all processes: CE summed over this process's answer tokens divided by
+    the answer tokens of every process (the MSE likewise over numbers), times the process count since
+    DDP averages gradients. So N processes with batches of B/N train as one process with batches of B,
+    whatever each one's share of the tokens. One process: the model's own (token-mean) loss."""
+    n = accelerator.num_processes
+    if n == 1:
+        return out
+    counts = accelerator.reduce(torch.stack([out["n_tokens"], out["n_numbers"]]).to(torch.float64), reduction="sum")
+    ce = n * out["ce_sum"] / counts[0].clamp(min=1)
+    mse = n * out["mse_sum"] / counts[1].clamp(min=1)
+    return {"loss": ce + weight * mse, "ce": ce.detach(), "mse": mse.detach()}
 
 
 def log_window(accelerator, window: dict, step: int, scheduler, output: Path, bar) -> dict:
@@ -283,10 +307,9 @@ def evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, v
     for batch in val_loader:
         with accelerator.autocast():
             programs = generate_batch(unwrapped, batch["pixel_values"], encoder, tokenizer, config)
-        ids.extend(batch["ids"])
-        texts.extend(programs)
-    ids = accelerator.gather_for_metrics(ids, use_gather_object=True)
-    texts = accelerator.gather_for_metrics(texts, use_gather_object=True)
+        # per batch: at the last one, gather_for_metrics drops the samples repeated to even out processes
+        ids.extend(accelerator.gather_for_metrics(batch["ids"], use_gather_object=True))
+        texts.extend(accelerator.gather_for_metrics(programs, use_gather_object=True))
     metrics = {}
     if accelerator.is_main_process:
         predictions = [{"id": i, "program": t} for i, t in zip(ids, texts)]
