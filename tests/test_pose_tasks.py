@@ -173,7 +173,10 @@ def test_annotated_poses_project_each_object_onto_its_own_mask(rendered):
                 assert abs(uv[:, 0].min() - x0) < 2.5 and abs(uv[:, 0].max() - x1) < 2.5
                 assert abs(uv[:, 1].min() - y0) < 2.5 and abs(uv[:, 1].max() - y1) < 2.5
                 assert obj["visible_pixels"] == int((seg == obj["mask_id"]).sum())
-                assert 0 <= obj["visible_fraction"] <= 1
+                # visible over amodal pixels: 1 for the lone object of so3 (nothing can hide it)
+                assert obj["visible_fraction"] == pytest.approx((seg == obj["mask_id"]).sum() / obj["pixels_amodal"])
+                if task == "so3":
+                    assert obj["visible_fraction"] == 1.0
                 R_world = to_matrix(parsed.rotation, row["rotation_rep"])
                 assert np.abs(R_world - np.array(obj["R_world"])).max() < 2e-3
 
@@ -217,7 +220,10 @@ def test_bop_export_parses_and_matches_the_dataset(rendered, tmp_path):
         for obj in row["objects"]:  # each visible object's depth lies within its reach around its origin
             radius_mm = np.linalg.norm(library[obj["object"]].vertices, axis=1).max() * 1000
             seen = depth[seg == obj["mask_id"]].astype(float)
-            assert seen.size == 0 or np.abs(seen - obj["t_cam"][2] * 1000).max() <= radius_mm + 1
+            assert seen.size == obj["visible_pixels"]
+            if seen.size:
+                assert np.abs(seen - obj["t_cam"][2] * 1000).max() <= radius_mm + 1
+        assert any(obj["visible_pixels"] for obj in row["objects"])  # the depth check saw something
     mug = str(library.obj_id("mug"))
     assert models[mug]["diameter"] == pytest.approx(library["mug"].diameter * 1000)
     assert (out / "models" / f"obj_{int(mug):06d}.ply").read_text().startswith("ply")
