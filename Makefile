@@ -1,4 +1,5 @@
-# igbench: `make render split=ood` renders a small split (setting up first); `make test` runs the tests.
+# igbench: `make render split=ood` renders a small split (setting up first); `make test` runs the tests
+# (`make test-fast`: without Blender renders and training).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ samples ?=
 device ?= cpu
 scale ?= small
 
-.PHONY: setup render test bench benchmark leaderboard clean
+.PHONY: setup render test test-fast bench benchmark leaderboard clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +37,10 @@ render: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: everything but Blender renders and model training (under a minute).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not blender and not train"
 
 bench: setup
 	$(BIN)/igbench bench render --n 10 --device $(device)

@@ -214,7 +214,7 @@ def _object_from_statement(stmt: ast.stmt, task: Task) -> Obj:
             numbers[name] = _numeric_value(keyword.value, name, task.numeric[name].arity)
         else:
             raise _problem(
-                keyword, f"unknown field '{name}'{did_you_mean(name, task.field_names)} for task '{task.name}'"
+                keyword, f"unknown field '{_clip(name)}'{did_you_mean(name, task.field_names)} for task '{task.name}'"
             )
     missing = [n for n in task.categorical if n not in attrs]
     missing += [n for n, d in task.numeric.items() if d.required and n not in numbers]
@@ -229,7 +229,7 @@ def _categorical_value(node: ast.expr, decl) -> str:
     value = decl.normalise(node.value)
     if value is None:
         hint = did_you_mean(node.value, [*decl.values, *decl.synonyms])
-        raise _problem(node, f"unknown {decl.name} '{node.value}'{hint}; expected one of {choices(decl.values)}")
+        raise _problem(node, f"unknown {decl.name} '{_clip(node.value)}'{hint}; expected one of {choices(decl.values)}")
     return value
 
 
@@ -250,10 +250,18 @@ def _number(node: ast.expr, name: str) -> float:
         inner = node.operand
     if not (isinstance(inner, ast.Constant) and type(inner.value) in (int, float)):
         raise _problem(node, f"field '{name}' must hold number literals, got {_describe(node)}")
-    value = sign * float(inner.value)
+    try:
+        value = sign * float(inner.value)
+    except OverflowError:  # an integer literal beyond any float
+        raise _problem(node, f"field '{name}' holds an integer out of range for a float") from None
     if not math.isfinite(value):
         raise _problem(node, f"field '{name}' holds a number that is not finite")
     return value
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """Untrusted text quoted in a reason, cut so that the reason stays one readable line."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _describe(node: ast.expr) -> str:

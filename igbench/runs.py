@@ -111,6 +111,7 @@ def checkpoint_step(folder: Path) -> int:
     return json.loads((Path(folder) / STATE_FILE).read_text())["step"]
 
 
-def mark_checkpoint(folder: Path, step: int) -> None:
-    """Write the checkpoint's state.json, last: from now on it counts as complete."""
-    write_text_atomic(Path(folder) / STATE_FILE, json.dumps({"step": step}) + "\n")
+def mark_checkpoint(folder: Path, step: int, processes: int = 1) -> None:
+    """Write the checkpoint's state.json, last: from now on it counts as complete. The process count lets a
+    run resume on another one with the same global batch."""
+    write_text_atomic(Path(folder) / STATE_FILE, json.dumps({"step": step, "processes": processes}) + "\n")

@@ -33,6 +33,7 @@ def rows_of(data, split):
 # ------------------------------------------------------------------------------------------------ oracle
 
 
+@pytest.mark.blender
 def test_oracle_scores_perfectly_and_rerenders_to_the_noise_floor(data, tmp_path):
     run, out = tmp_path / "oracle", tmp_path / "oracle.jsonl"
     assert cli("train", "--model", "oracle", "--data", str(data), "--output", str(run), "--quiet") == 0
@@ -103,6 +104,7 @@ def test_prior_of_a_pose_task_writes_the_mean_rotation_and_a_2d_task_its_2d_mean
     assert format_program(prior_program(stats, dot), dot) == "add(loc=(+0.400, +0.600))"
 
 
+@pytest.mark.blender
 def test_prior_run_predicts_its_training_statistics_for_every_image(data, tmp_path):
     from igbench.baselines.prior import fit_prior, prior_program
     from igbench.program import format_program
@@ -123,6 +125,8 @@ def test_prior_run_predicts_its_training_statistics_for_every_image(data, tmp_pa
 # ----------------------------------------------------------------------------------------------- cnn-set
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_cnn_set_overfits_eight_scenes(data, tmp_path):
     run, out = tmp_path / "cnn", tmp_path / "cnn.jsonl"
     assert cli("train", "--model", "cnn-set", "--data", str(data), "--output", str(run), "--quiet",
@@ -165,6 +169,8 @@ def test_hungarian_loss_is_zero_for_a_perfect_set_and_ignores_slot_order():
 # ---------------------------------------------------------------------------------------- render-compare
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_render_compare_reduces_the_position_error_of_perturbed_predictions(data, tmp_path):
     from igbench.program import format_program
     from igbench.scene import object_from_row
@@ -242,6 +248,7 @@ def test_baselines_import_neither_torch_nor_bpy():
     assert out.strip() == ""
 
 
+@pytest.mark.train
 def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys):
     """The driver on a task other than CLEVR: canvas renders, two rows of one model told apart by `label`."""
     import yaml

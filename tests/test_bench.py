@@ -20,6 +20,7 @@ def report(tmp_path_factory):
     return json.loads(out.read_text()), proc.stdout, tmp
 
 
+@pytest.mark.blender
 def test_report_has_every_figure(report):
     data, text, _ = report
     for name in ("default", "original"):
@@ -40,6 +41,7 @@ def test_report_has_every_figure(report):
     assert "speed ratio (b)/(a)" in text and "PSNR against (r)" in text and "soak:" in text
 
 
+@pytest.mark.blender
 def test_reference_is_cached(report):
     _, _, tmp = report
     assert len(list((tmp / "cache").glob("*.png"))) == 1

@@ -1,4 +1,4 @@
-"""The CLEVR sampler's rules hold over thousands of scenes; splits are data; sampling is deterministic."""
+"""The CLEVR sampler's rules hold over 1,500 scenes; splits are data; sampling is deterministic."""
 import itertools
 import json
 import math
@@ -24,7 +24,7 @@ def scenes(split, count, task=TASK, seed=0):
 
 @pytest.fixture(scope="module")
 def many():
-    return {split: scenes(split, 600 if split != "ood" else 1200) for split in ("train", "val", "test", "ood")}
+    return {split: scenes(split, 300 if split != "ood" else 600) for split in ("train", "val", "test", "ood")}
 
 
 def test_counts_cover_three_to_ten(many):

@@ -41,11 +41,13 @@ def rows(split_dir):
     return ds.cast_column("image", datasets.Image(decode=False))
 
 
+@pytest.mark.blender
 def test_jobs_write_disjoint_final_files(jobs):
     names = [sorted(p.name for p in (job / "data").glob("*.parquet")) for job in jobs]
     assert names == [["ood-00000-of-00003.parquet", "ood-00002-of-00003.parquet"], ["ood-00001-of-00003.parquet"]]
 
 
+@pytest.mark.blender
 def test_merged_jobs_equal_the_unsharded_run(jobs, reference, tmp_path):
     igbench("merge", *map(str, jobs), "--out", str(tmp_path))
     merged, single = rows(tmp_path / "clevr" / "ood"), rows(reference)
@@ -54,6 +56,7 @@ def test_merged_jobs_equal_the_unsharded_run(jobs, reference, tmp_path):
     assert merged["seed"] == single["seed"]
 
 
+@pytest.mark.blender
 def test_jobs_sharing_one_folder_merge_in_place(reference, tmp_path):
     for i in range(3):
         igbench("render", "--out", str(tmp_path), *TINY, "--shard", f"{i}/3")
@@ -62,6 +65,7 @@ def test_jobs_sharing_one_folder_merge_in_place(reference, tmp_path):
     assert not (tmp_path / "clevr" / "ood" / "staging").exists()
 
 
+@pytest.mark.blender
 def test_merge_refuses_missing_and_overlapping_shards(jobs, reference, tmp_path):
     one_line_error(igbench("merge", str(jobs[0]), "--out", str(tmp_path / "a"), check=False), "missing shards")
     one_line_error(igbench("merge", str(jobs[0]), str(reference), "--out", str(tmp_path / "b"), check=False),
@@ -69,6 +73,7 @@ def test_merge_refuses_missing_and_overlapping_shards(jobs, reference, tmp_path)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.blender
 def test_merge_refuses_jobs_of_different_commands(jobs, tmp_path):
     other = tmp_path / "other"
     igbench("render", "--out", str(other), *TINY, "--shard", "1/2", "--seed", "5")
@@ -93,6 +98,7 @@ def two_splits(reference, tmp_path_factory):
     return root / "clevr"
 
 
+@pytest.mark.blender
 def test_push_dry_run_folder_loads_and_round_trips(two_splits, tmp_path):
     hub = tmp_path / "hub"
     igbench("push", str(two_splits), "--repo", "alice/igbench-clevr", "--dry-run", str(hub))
@@ -116,6 +122,7 @@ def test_push_dry_run_folder_loads_and_round_trips(two_splits, tmp_path):
     assert (hub / "images" / "samples.png").stat().st_size > 1000
 
 
+@pytest.mark.blender
 def test_push_refuses_without_login_bad_repo_or_incomplete_data(two_splits, tmp_path):
     no_login = {"HF_HOME": str(tmp_path / "hf"), "HF_TOKEN": "", "HF_HUB_OFFLINE": "0"}
     env = {**no_login}
@@ -131,6 +138,7 @@ def test_push_refuses_without_login_bad_repo_or_incomplete_data(two_splits, tmp_
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.blender
 def test_depth_splits_push_with_a_depth_column_and_never_mixed_with_splits_without(two_splits, tmp_path):
     tiny = ["--n", "2", "--resolution", "64x48", "--samples", "1", "--quiet", "--depth"]
     igbench("render", "--out", str(tmp_path / "data"), "--split", "train", *tiny)
@@ -148,6 +156,7 @@ def test_depth_splits_push_with_a_depth_column_and_never_mixed_with_splits_witho
                    "only some splits have depth maps")
 
 
+@pytest.mark.blender
 def test_load_split_reads_folders_and_names_what_is_wrong(two_splits, tmp_path):
     from igbench.dataset import load_split
     from igbench.errors import UserError
@@ -163,6 +172,7 @@ def test_load_split_reads_folders_and_names_what_is_wrong(two_splits, tmp_path):
 LAUNCHERS = Path(__file__).resolve().parents[1] / "launchers"
 
 
+@pytest.mark.blender
 def test_slurm_array_script_renders_its_share(reference, tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     settings = ["--shard-size", "2", "--resolution", "64x48", "--samples", "2"]
@@ -174,6 +184,7 @@ def test_slurm_array_script_renders_its_share(reference, tmp_path):
     assert rows(tmp_path / "clevr" / "ood")["program"] == rows(reference)["program"]
 
 
+@pytest.mark.blender
 def test_submitit_launcher_runs_jobs_and_merges(reference, tmp_path):
     proc = subprocess.run([sys.executable, str(LAUNCHERS / "submitit_render.py"), "--jobs", "2", "--cluster", "local",
                            "--logs", str(tmp_path / "logs"), "--", "--out", str(tmp_path), *TINY],

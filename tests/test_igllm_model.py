@@ -173,6 +173,8 @@ def test_cached_greedy_decoding_matches_recomputing_everything(overrides):
             assert np.allclose(a, b, atol=1e-4)
 
 
+@pytest.mark.blender
+@pytest.mark.train
 @pytest.mark.parametrize("finetune, train_vision", [("lora", False), ("full", False), ("full", True)])
 def test_training_steps_lower_the_loss_on_a_fixed_batch(finetune, train_vision, tmp_path_factory):
     import torch

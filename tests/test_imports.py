@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def loaded_after(code: str) -> set[str]:
     probe = code + "\nimport sys\nprint(' '.join(sorted(m for m in ('bpy', 'torch', 'datasets') if m in sys.modules)))"
@@ -20,6 +22,7 @@ def test_the_render_parent_never_imports_blender():
     assert "bpy" not in loaded_after("import igbench.render.job, igbench.render.workers, igbench.render.staging, igbench.cli.main")
 
 
+@pytest.mark.blender
 def test_a_worker_spawned_by_a_process_that_imported_bpy_still_imports_it(tmp_path):
     # Such a child inherits Blender's script folders on sys.path, where a pure-Python `bpy` shadows the module.
     script = tmp_path / "spawn_after_bpy.py"

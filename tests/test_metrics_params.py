@@ -153,8 +153,33 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     x = rng.uniform(size=200)
     lo, hi = percentile_interval(bootstrap_ratios(x[:, None], np.ones((200, 1)), n_resamples=500, seed=7), 0.95)
     lo2, hi2 = percentile_interval(bootstrap_ratios(x[:, None], np.ones((200, 1)), n_resamples=500, seed=7), 0.95)
-    assert (lo, hi) == (lo2, hi2) or (np.array_equal(lo, lo2) and np.array_equal(hi, hi2))
+    assert np.array_equal(lo, lo2) and np.array_equal(hi, hi2)
     assert lo[0] < x.mean() < hi[0] and hi[0] - lo[0] < 0.2
     const_lo, const_hi = percentile_interval(bootstrap_ratios(np.full((50, 1), 3.0), np.ones((50, 1)), n_resamples=100), 0.95)
     assert const_lo[0] == const_hi[0] == 3.0
     assert bootstrap_ratios(np.ones((5, 2)), np.ones((5, 2)), n_resamples=10).shape == (10, 2)
+
+
+def test_matching_is_on_3d_position_not_on_the_ground_plane():
+    # A large cube at height 0.7 and a small sphere at 0.35 stand 0.3 apart on the ground plane; each
+    # prediction sits 0.05 from the other object in (x, y) but 0.25 from its own in 3-D. Matching in (x, y)
+    # would swap them (total 0.1 < 0.5) and see two wrong colours; in 3-D the swap costs 2 x 0.354 > 0.5.
+    cube = Obj({"shape": "cube", "color": "red", "material": "metal", "size": "large"}, {"loc": (0.0, 0.0, 0.7), "rotation": (0.0,)})
+    ball = Obj({"shape": "sphere", "color": "blue", "material": "rubber", "size": "small"}, {"loc": (0.3, 0.0, 0.35)})
+    pred_cube = Obj(dict(cube.attrs), {"loc": (0.25, 0.0, 0.7), "rotation": (0.0,)})
+    pred_ball = Obj(dict(ball.attrs), {"loc": (0.05, 0.0, 0.35)})
+    out = _aggregate([Program([pred_cube, pred_ball])], [Program([cube, ball])])
+    assert out["attr_acc"] == {"shape": 1.0, "color": 1.0, "material": 1.0, "size": 1.0}
+    assert out["loc_l2_mean"] == pytest.approx(0.25)
+    assert out["precision@0.5"] == 1.0 and out["precision@0.25"] == 0.0  # 0.25 is not < 0.25
+
+
+@pytest.mark.parametrize("flags, n_gt, interpolated, raw", [
+    # precision 0, 1/2, 2/3 at recall 0, 1/2, 1: the interpolated precision at recall 1/2 is 2/3
+    ([False, True, True], 2, 2 / 3, 7 / 12),
+    # precision 1, 1/2, 1/3, 1/2, 3/5 at recall 1/4, 1/4, 1/4, 1/2, 3/4
+    ([True, False, False, True, True], 4, 0.25 * 1 + 0.25 * 0.6 + 0.25 * 0.6, 0.25 * 1 + 0.25 * 0.5 + 0.25 * 0.6),
+])
+def test_average_precision_interpolates_precision(flags, n_gt, interpolated, raw):
+    assert interpolated != pytest.approx(raw)  # the case tells the two apart
+    assert M.average_precision(np.array(flags), n_gt) == pytest.approx(interpolated)

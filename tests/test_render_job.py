@@ -1,4 +1,5 @@
 """`igbench render` end to end, as a user runs it: a real HF dataset, determinism, resume, bad input."""
+import json
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ def two_workers(tmp_path_factory):
     return out
 
 
+@pytest.mark.blender
 def test_writes_a_typed_huggingface_dataset(two_workers, conforms):
     root = two_workers / "clevr" / "ood"
     conforms(root / "render_config.json")
@@ -56,6 +58,7 @@ def test_writes_a_typed_huggingface_dataset(two_workers, conforms):
     assert [light["name"] for light in row["lights"]] == ["key", "fill", "back"]
 
 
+@pytest.mark.blender
 def test_same_ids_and_programs_whatever_the_worker_count(two_workers, tmp_path):
     igbench("render", "--split", "ood", "--n", "6", "--out", str(tmp_path), "--workers", "1", *TINY)
     one, two = load(tmp_path), load(two_workers)
@@ -68,6 +71,7 @@ def test_same_ids_and_programs_whatever_the_worker_count(two_workers, tmp_path):
         assert diff.max() <= 1 and (diff > 0).mean() < 0.005
 
 
+@pytest.mark.blender
 def test_rerunning_a_finished_split_renders_nothing(two_workers):
     before = {p.name: p.stat().st_mtime_ns for p in (two_workers / "clevr" / "ood" / "data").iterdir()}
     proc = igbench("render", "--split", "ood", "--n", "6", "--out", str(two_workers), "--workers", "2",
@@ -102,18 +106,39 @@ def _finished(root: Path, shard_size: int) -> int:
     return staged + shard_size * len(list((root / "data").glob("*.parquet")))
 
 
-def test_kill_9_of_the_parent_then_rerun_loses_and_duplicates_nothing(two_workers, tmp_path):
-    args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "2", *TINY]
+def _staged(root: Path) -> list[int]:
+    return sorted(int(p.name.split(".")[0]) for p in (root / "staging").glob("*.json"))
+
+
+@pytest.mark.blender
+def test_kill_9_mid_shard_then_rerun_renders_exactly_the_missing_samples(two_workers, tmp_path):
+    args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"
-    proc = _start_and_wait(args, root, 2, 3, start_new_session=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    os.killpg(proc.pid, signal.SIGKILL)
+    proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300  # wait for one finished shard and a shard half-way (staged samples)
+    while not (list((root / "data").glob("*.parquet")) and _staged(root)) and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and its render workers
     proc.wait()
-    partial = _finished(root, 2)
-    assert 3 <= partial < LONG, "the run should have been cut off part-way"
+    shards = {p.name: p.stat().st_mtime_ns for p in (root / "data").glob("*.parquet")}
+    staged = _staged(root)
+    in_shards = [4 * int(name.split("-")[1]) + j for name in shards for j in range(4)]
+    assert shards and staged and len(staged) % 4, "the run should have been cut off mid-shard"
+    before = sorted(in_shards + staged)
+    assert len(before) < LONG and not set(in_shards) & set(staged)
+    # Mark the staged samples: if the rerun keeps them (as it must), the marks end up in the dataset.
+    for i in staged:
+        meta = root / "staging" / f"{i:06d}.json"
+        row = json.loads(meta.read_text())
+        meta.write_text(json.dumps({**row, "seed": -1 - i}))
     rerun = igbench(*args)
-    assert "before" in rerun.stdout
-    assert_same_start(load(tmp_path), load(two_workers))
+    assert f"({LONG - len(before)} rendered now, {len(before)} before)" in rerun.stdout, rerun.stdout
+    assert {name: (root / "data" / name).stat().st_mtime_ns for name in shards} == shards  # not rewritten
+    ds = load(tmp_path)
+    assert_same_start(ds, load(two_workers))
+    marked = [i for i, seed in enumerate(ds["seed"]) if seed == -1 - i]
+    assert marked == staged  # exactly the staged samples were kept, everything else rendered once
 
 
 def _children(pid: int) -> list[int]:
@@ -128,6 +153,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.blender
 def test_a_killed_worker_costs_only_a_retry(two_workers, tmp_path):
     args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"
@@ -141,6 +167,7 @@ def test_a_killed_worker_costs_only_a_retry(two_workers, tmp_path):
     assert_same_start(load(tmp_path), load(two_workers))
 
 
+@pytest.mark.blender
 def test_changed_settings_refuse_to_mix_into_an_existing_split(two_workers):
     proc = igbench("render", "--split", "ood", "--n", "6", "--out", str(two_workers), "--shard-size", "4",
                    "--resolution", "64x48", "--samples", "3", "--quiet", check=False)
@@ -170,6 +197,7 @@ def test_unwritable_output_is_one_line_exit_2(tmp_path):
         one_line_error(igbench("render", "--out", str(out), "--n", "2", check=False), message)
 
 
+@pytest.mark.blender
 def test_a_sample_that_keeps_failing_is_reported_by_id(tmp_path):
     import yaml
 
@@ -187,6 +215,7 @@ def test_a_sample_that_keeps_failing_is_reported_by_id(tmp_path):
     assert not list((out / "clevr" / "impossible" / "data").glob("*.parquet"))
 
 
+@pytest.mark.blender
 def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(two_workers, tmp_path):
     args = ["render", "--split", "ood", "--n", str(LONG), "--out", str(tmp_path), "--shard-size", "4", *TINY]
     root = tmp_path / "clevr" / "ood"
@@ -197,6 +226,7 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(two_workers, tmp_path):
         pytest.fail("the run finished before it could be interrupted")
     assert proc.returncode == 130
     assert "interrupted; finished work is kept" in err and "Traceback" not in err
+    kept = _finished(root, 4)
     rerun = igbench(*args)
-    assert "before" in rerun.stdout
+    assert f"({LONG - kept} rendered now, {kept} before)" in rerun.stdout, rerun.stdout
     assert_same_start(load(tmp_path), load(two_workers))

@@ -47,18 +47,21 @@ def assert_perfect(group):
     assert group["failures"] == {}
 
 
+@pytest.mark.blender
 def test_ground_truth_as_prediction_scores_perfectly(data, rows, tmp_path):
     scores = score_predictions(write(tmp_path / "p.jsonl", oracle(rows)), data, bootstrap=100)
     assert_perfect(scores["results"]["clevr/val"])
     assert len(scores["predictions_sha256"]) == 64 and len(scores["reference"]["fingerprint"]) == 64
 
 
+@pytest.mark.blender
 def test_objects_lists_and_in_memory_rows_work_too(data, rows):
     preds = [{"id": r["id"], "objects": r["objects"]} for r in rows]  # dataset rows as structs, has_rotation included
     assert_perfect(score_predictions(preds, data, bootstrap=0)["results"]["clevr/val"])
     assert_perfect(score_predictions(oracle(rows), rows, bootstrap=0)["results"]["clevr/val"])  # the trainer's way
 
 
+@pytest.mark.blender
 def test_order_of_objects_does_not_matter(data, rows):
     reversed_ = [{"id": r["id"], "program": "\n".join(reversed(r["program"].splitlines()))} for r in rows]
     shifted = [{"id": r["id"], "program": r["program"].replace("loc=(+", "loc=(+1").replace("loc=(-", "loc=(-1")}
@@ -119,6 +122,7 @@ def run_cli(capsys, *args):
     return code, captured.out, captured.err
 
 
+@pytest.mark.blender
 @pytest.mark.parametrize("content, message", [
     (b"", "is empty"),
     (b"\n\n", "is empty"),
@@ -139,6 +143,7 @@ def test_file_level_problems_are_one_line_and_exit_2(data, tmp_path, capsys, con
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.blender
 def test_missing_files_and_reference_are_one_line(data, tmp_path, capsys):
     code, _, err = run_cli(capsys, tmp_path / "nope.jsonl", "--data", data)
     assert code == 2 and "not found" in err and err.count("\n") == 1
@@ -147,6 +152,7 @@ def test_missing_files_and_reference_are_one_line(data, tmp_path, capsys):
     assert code == 2 and "no reference for clevr/ood" in err and err.count("\n") == 1
 
 
+@pytest.mark.blender
 def test_cli_writes_scores_samples_and_a_report(data, rows, tmp_path, capsys, conforms):
     path = write(tmp_path / "p.jsonl", oracle(rows)[1:])  # one sample missing
     code, out, err = run_cli(capsys, path, "--data", data, "--out", tmp_path / "out", "--bootstrap", "100")
@@ -164,6 +170,7 @@ def test_cli_writes_scores_samples_and_a_report(data, rows, tmp_path, capsys, co
     assert (tmp_path / "out" / "report" / "index.html").exists()
 
 
+@pytest.mark.blender
 def test_render_oracle_matches_its_reference_and_second_run_hits_the_cache(data, rows, tmp_path, capsys):
     cache = tmp_path / "cache"
     path = write(tmp_path / "p.jsonl", oracle(rows))

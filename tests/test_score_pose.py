@@ -65,6 +65,7 @@ def assert_pose_perfect(group, n, camera=True):
         assert group["ci95"][key] == [1, 1]
 
 
+@pytest.mark.blender
 def test_ground_truth_scores_perfectly_on_6dof_so3_and_dot2d(data, tmp_path):
     rows = {t: rows_of(data, t, s) for t, s in (("6dof", "train"), ("so3", "test"), ("dot2d", "test"))}
     path = tmp_path / "p.jsonl"
@@ -83,6 +84,7 @@ def test_ground_truth_scores_perfectly_on_6dof_so3_and_dot2d(data, tmp_path):
     assert group["rot_err_deg_mean"] < 1e-4 and group["mssd_ar"] == 1
 
 
+@pytest.mark.blender
 def test_so3_in_quaternions_and_trainer_rows_without_rotation_rep(data_quat):
     rows = rows_of(data_quat, "so3", "ood")
     assert all(r["rotation_rep"] == "quat" and len(r["objects"][0]["rotation"]) == 4 for r in rows)
@@ -117,6 +119,7 @@ def prediction(row, R, rep="euler", name=None, loc_shift=(0, 0, 0)):
     return {"id": row["id"], "objects": [struct]}
 
 
+@pytest.mark.blender
 def test_symmetries_and_a_ten_degree_rotation_give_the_expected_errors(data):
     R0 = Rotation.from_euler("xyz", [0.4, -0.3, 1.1]).as_matrix()
     tilt = Rotation.from_rotvec(np.radians(10) * np.array([1.0, 2.0, 0.5]) / np.linalg.norm([1.0, 2.0, 0.5]))
@@ -159,6 +162,7 @@ def test_symmetries_and_a_ten_degree_rotation_give_the_expected_errors(data):
     assert shifted["attr_acc"]["object"] == 0  # pose errors use the reference object's model
 
 
+@pytest.mark.blender
 def test_6dof_missing_object_and_count_errors(data):
     rows = rows_of(data, "6dof", "train")
     multi = max(rows, key=lambda r: len(r["objects"]))
@@ -171,6 +175,7 @@ def test_6dof_missing_object_and_count_errors(data):
     assert group["rot_err_deg_mean"] < 1e-4  # the matched ones are right
 
 
+@pytest.mark.blender
 def test_malformed_predictions_count_as_failures(data_quat):
     rows = rows_of(data_quat, "so3", "ood")
     good = rows[1]["program"]
@@ -193,6 +198,7 @@ def test_malformed_predictions_count_as_failures(data_quat):
     assert group["parse_rate"] == 0 and group["rot_err_deg_mean"] is None and group["mssd_ar"] == 0
 
 
+@pytest.mark.blender
 def test_dot2d_shift_gives_the_expected_error(data):
     rows = rows_of(data, "dot2d", "test")
     preds = [{"id": r["id"], "objects": [{"loc": [r["objects"][0]["loc"][0] + 0.1, r["objects"][0]["loc"][1]]}]}
@@ -210,6 +216,7 @@ def run_cli(capsys, *args):
     return code, captured.out, captured.err
 
 
+@pytest.mark.blender
 def test_render_re_renders_pose_and_canvas_programs(data, data_quat, tmp_path, capsys, conforms):
     cache = tmp_path / "cache"
     for root, items in ((data, [("6dof", "train"), ("dot2d", "test")]), (data_quat, [("so3", "ood")])):

@@ -172,17 +172,22 @@ class IGLLM(nn.Module):
         hidden = self.decoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state[:, :-1]
         targets = labels[:, 1:]
         logits = self.lm_head(hidden)
-        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
-        mse = torch.zeros((), device=ce.device)
+        ce_sum = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
+                                 reduction="sum")
+        n_tokens = (targets != IGNORE).sum()
+        mse_sum, n_numbers = torch.zeros((), device=ce_sum.device), torch.zeros((), dtype=torch.long, device=ce_sum.device)
         if self.number_head is not None:
             at = targets == self.number_token_id
             if at.any():
                 predicted = self.number_head(hidden[at]).float()
-                mse = F.mse_loss(predicted, number_values.float())
+                mse_sum, n_numbers = ((predicted - number_values.float()) ** 2).sum(), at.sum()
             else:  # keep the head in the graph so every process reduces the same parameters
-                mse = 0.0 * self.number_head(hidden[:, :1]).sum()
+                mse_sum = 0.0 * self.number_head(hidden[:, :1]).sum()
+        ce, mse = ce_sum / n_tokens.clamp(min=1), mse_sum / n_numbers.clamp(min=1)
         loss = ce + self.config.numeric_loss_weight * mse
-        return {"loss": loss, "ce": ce.detach(), "mse": mse.detach()}
+        # The sums and counts let a trainer on several processes normalise by the counts of all of them.
+        return {"loss": loss, "ce": ce.detach(), "mse": mse.detach(), "ce_sum": ce_sum, "n_tokens": n_tokens,
+                "mse_sum": mse_sum, "n_numbers": n_numbers}
 
     @torch.no_grad()
     def generate(self, pixel_values, prompt_ids, prompt_image_mask, eos_id: int, pad_id: int,

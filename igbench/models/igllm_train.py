@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from igbench.config import to_dict
 from igbench.dataset import load_task_split
@@ -28,11 +29,11 @@ from igbench.errors import UserError
 from igbench.files import replaced_atomically, write_text_atomic
 from igbench.models.igllm_config import IGLLMConfig
 from igbench.models.igllm_predict import generate_batch
-from igbench.runs import STATE_FILE, check_resume, checkpoint_step, latest_checkpoint, mark_checkpoint, start_run
+from igbench.runs import CONFIG_FILE, STATE_FILE, check_resume, checkpoint_step, latest_checkpoint, mark_checkpoint, start_run
 from igbench.score.predictions import write_predictions
 
 # What --resume must keep: the model, the targets and the schedule (logging and evaluation may change).
-FIXED_ON_RESUME = ("model", "prompt", "augment", "train.max_steps", "train.batch_size", "train.grad_accum",
+FIXED_ON_RESUME = ("model", "prompt", "augment", "train.max_steps", "train.grad_accum",
                    "train.seed", "train.lr", "train.lr_projector", "train.lr_head", "train.warmup_ratio")
 
 
@@ -48,7 +49,6 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
 
     tc = config.train
     output = Path(output)
-    check_resume(output, config, resume, FIXED_ON_RESUME)
 
     # ---- setup: one Accelerator for devices, mixed precision, accumulation, trackers, checkpoints
     trackers = available_trackers(tc.trackers)
@@ -58,7 +58,10 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
         log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=tc.seed),
+        step_scheduler_with_optimizer=False,  # the schedule counts optimizer steps, whatever the process count
     )
+    check_resume(output, config, resume, FIXED_ON_RESUME)
+    check_global_batch(output, config, accelerator.num_processes)
     set_seed(tc.seed)
     igllm.env_threads()
     say = accelerator.print
@@ -85,8 +88,11 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
     image_size, num_image_tokens = igllm.vision_geometry(model, config)
     encoder = igllm.Encoder(config, task, tokenizer, image_size, num_image_tokens)
     dataset = igllm.TrainingSet(train_rows, encoder, tc.seed)
+    # Its own generator: starting an epoch's iterator draws a base seed, which from the global generator
+    # would shift the dropout masks of a run resumed mid-epoch against an uninterrupted one.
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, shuffle=True, drop_last=False,
-                                         collate_fn=encoder.collate, num_workers=tc.num_workers)
+                                         collate_fn=encoder.collate, num_workers=tc.num_workers,
+                                         generator=torch.Generator().manual_seed(tc.seed))
     val_loader = None
     if val_rows is not None:
         val_set = igllm.PredictionSet(val_rows, encoder, list(range(min(tc.eval_samples, len(val_rows)))))
@@ -97,11 +103,10 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
     say(f"igbench: {len(train_rows)} training samples, {num_image_tokens} image tokens, "
         f"{trainable:,} of {total:,} parameters trained")
 
-    # ---- optimizer and schedule (accelerate steps the scheduler once per process per optimizer step)
+    # ---- optimizer and schedule (stepped once per optimizer step, so a run resumes with another process count)
     optimizer = torch.optim.AdamW(igllm.parameter_groups(model, tc), betas=(0.9, 0.999))
     warmup = math.ceil(tc.warmup_ratio * tc.max_steps)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup * accelerator.num_processes,
-                                                tc.max_steps * accelerator.num_processes)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, tc.max_steps)
 
     # ---- checkpoints hold only what is trained: the frozen encoder and LM are not copied every K steps
     def keep_trainable(models, weights, _output_dir):
@@ -147,12 +152,13 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
         for batch in batches:
             with accelerator.accumulate(model):
-                out = model(**batch)
+                out = global_mean_loss(accelerator, model(**batch), config.model.numeric_loss_weight)
                 accelerator.backward(out["loss"])
                 if accelerator.sync_gradients and tc.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
                 optimizer.step()
-                scheduler.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             micro += 1
             for key in ("loss", "ce", "mse"):
@@ -190,6 +196,20 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
 # ------------------------------------------------------------------------------------------- helpers
 
 
+def check_global_batch(output: Path, config: IGLLMConfig, num_processes: int) -> None:
+    """A resumed run keeps its global batch (per-process batch times processes), so it may resume on
+    another process count."""
+    latest = latest_checkpoint(output)
+    if latest is None or not (output / CONFIG_FILE).exists():
+        return
+    before = yaml.safe_load((output / CONFIG_FILE).read_text()) or {}
+    processes = json.loads((latest / STATE_FILE).read_text()).get("processes", 1)
+    batch = (before.get("train") or {}).get("batch_size")
+    if batch is None or batch * processes != config.train.batch_size * num_processes:
+        raise UserError(f"--resume with a global batch of {config.train.batch_size} x {num_processes} process(es); "
+                        f"the run has {batch} x {processes}: set train.batch_size so the products agree")
+
+
 def forget_after(path: Path, step: int) -> None:
     if not path.exists():
         return
@@ -202,12 +222,26 @@ def save_checkpoint(accelerator, output: Path, step: int, keep: int) -> None:
     folder = output / "checkpoints" / f"step_{step:06d}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        mark_checkpoint(folder, step)  # written last: marks it complete
+        mark_checkpoint(folder, step, accelerator.num_processes)  # written last: marks it complete
         if keep:
             done = sorted(p for p in (output / "checkpoints").glob("step_*") if (p / STATE_FILE).exists())
             for old in done[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def global_mean_loss(accelerator, out: dict, weight: float) -> dict:
+    """The micro-batch's loss over all processes: CE summed over this process's answer tokens divided by
+    the answer tokens of every process (the MSE likewise over numbers), times the process count since
+    DDP averages gradients. So N processes with batches of B/N train as one process with batches of B,
+    whatever each one's share of the tokens. One process: the model's own (token-mean) loss."""
+    n = accelerator.num_processes
+    if n == 1:
+        return out
+    counts = accelerator.reduce(torch.stack([out["n_tokens"], out["n_numbers"]]).to(torch.float64), reduction="sum")
+    ce = n * out["ce_sum"] / counts[0].clamp(min=1)
+    mse = n * out["mse_sum"] / counts[1].clamp(min=1)
+    return {"loss": ce + weight * mse, "ce": ce.detach(), "mse": mse.detach()}
 
 
 def log_window(accelerator, window: dict, step: int, scheduler, output: Path, bar) -> dict:
@@ -236,10 +270,9 @@ def evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, v
     for batch in val_loader:
         with accelerator.autocast():
             programs = generate_batch(unwrapped, batch["pixel_values"], encoder, tokenizer, config)
-        ids.extend(batch["ids"])
-        texts.extend(programs)
-    ids = accelerator.gather_for_metrics(ids, use_gather_object=True)
-    texts = accelerator.gather_for_metrics(texts, use_gather_object=True)
+        # per batch: at the last one, gather_for_metrics drops the samples repeated to even out processes
+        ids.extend(accelerator.gather_for_metrics(batch["ids"], use_gather_object=True))
+        texts.extend(accelerator.gather_for_metrics(programs, use_gather_object=True))
     metrics = {}
     if accelerator.is_main_process:
         predictions = [{"id": i, "program": t} for i, t in zip(ids, texts)]
