@@ -44,6 +44,7 @@ def test_one_line_per_sample_deterministic_and_scored(model, data, tmp_path):
     ids = val_ids(data)
     assert [r["id"] for r in a] == ids
     assert [r["program"] for r in a] == [r["program"] for r in b]
+    assert len({r["program"] for r in a}) > 1  # the answer depends on the image
     assert all(r["tokens_in"] > 0 and 0 < r["tokens_out"] <= 16 and r["seconds"] > 0 for r in a)
     prompt = json.loads(first.with_suffix(".prompt.json").read_text())
     assert prompt["sha256"] == a[0]["prompt_sha256"] and "add(" in first.with_suffix(".prompt.txt").read_text()
@@ -190,3 +191,17 @@ def test_image_the_processor_rejects_keeps_what_was_answered(model, data, tmp_pa
                       "--out", str(out), "--batch-size", "1", "--quiet", *SHORT)
     assert rc == 2 and len(err.splitlines()) == 1 and rows[2]["id"] in err, err
     assert [r["id"] for r in read_jsonl(out)] == [rows[0]["id"], rows[1]["id"]]
+
+
+def test_json_answers_go_to_the_scorer_as_objects():
+    from igbench.models.vlm_run import answer_fields, parsed_answer
+    from igbench.task import load_task
+
+    task = load_task("clevr")
+    item = '{"shape": "cube", "color": "red", "material": "metal", "size": "large", "loc": [1, 2, 0.7]}'
+    for text in (f"[{item}]", f'```json\n{{"objects": [{item}]}}\n```', item):
+        fields = answer_fields(text)
+        assert fields["answer"] == text and parsed_answer("x", text, task).program.objects[0].loc == (1.0, 2.0, 0.7)
+    program = "add(shape='cube', color='red', material='metal', size='large', loc=(1, 2, 0.7))"
+    assert answer_fields(program) == {"program": program} and parsed_answer("x", program, task).ok
+    assert answer_fields("42") == {"program": "42"} and not parsed_answer("x", "42", task).ok

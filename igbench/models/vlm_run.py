@@ -140,7 +140,7 @@ def predict_batch(backend, prompt: "Prompt", rows: list[dict], refiner: Optional
     records = []
     for row, history in zip(rows, rounds):
         kept = kept_round(history)
-        record = {"id": row["id"], "program": history[kept]["program"], "prompt_sha256": prompt.sha256,
+        record = {"id": row["id"], **answer_fields(history[kept]["program"]), "prompt_sha256": prompt.sha256,
                   **{k: sum(h[k] for h in history) for k in ("tokens_in", "tokens_out")},
                   "seconds": round(sum(h["seconds"] for h in history), 4)}
         if "cached" in history[0]:
@@ -149,6 +149,32 @@ def predict_batch(backend, prompt: "Prompt", rows: list[dict], refiner: Optional
             record.update(kept_round=kept, renders=sum(h.get("renders", 0) for h in history), rounds=history)
         records.append(record)
     return records
+
+
+def answer_fields(text: str) -> dict:
+    """How an answer goes to the scorer, as it is: JSON objects (a list of them, one, or {"objects": [...]},
+    optionally in a ```json fence) as `objects` with the text kept as `answer`; anything else as `program`."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        body = body.rsplit("```", 1)[0]
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, ValueError):
+        return {"program": text}
+    if isinstance(value, dict):
+        value = value["objects"] if isinstance(value.get("objects"), list) else [value]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return {"objects": value, "answer": text}
+    return {"program": text}
+
+
+def parsed_answer(sample_id: str, text: str, task):
+    """The scorer's reading of an answer (igbench.score.predictions.parse_prediction)."""
+    from igbench.score.predictions import Prediction, parse_prediction
+
+    fields = answer_fields(text)
+    return parse_prediction(Prediction(sample_id, 0, program=fields.get("program"), objects=fields.get("objects")), task)
 
 
 def round_record(number: int, answer: Answer) -> dict:
@@ -270,8 +296,6 @@ class Refiner:
 
         from igbench.baselines.render_compare import blur, image_loss_map
         from igbench.models.vlm_prompt import refine_conversation, side_by_side
-        from igbench.score.predictions import Prediction, parse_prediction
-
         sigma = self.config.predict.blur
         targets = []
         for png in images:
@@ -281,7 +305,7 @@ class Refiner:
             conversations = []
             for row, target, history in zip(rows, targets, rounds):
                 last = history[-1]
-                parsed = parse_prediction(Prediction(row["id"], 0, program=last["program"]), self.task)
+                parsed = parsed_answer(row["id"], last["program"], self.task)
                 tick = time.perf_counter()
                 rgb, error = self.render(row, parsed.program)
                 last["seconds"] = round(last["seconds"] + time.perf_counter() - tick, 4)
