@@ -98,7 +98,7 @@ def _save(model, processor, folder: Path, seed: int) -> Path:
     with torch.no_grad():  # wide random weights (norms left at 1): the answer changes with the image
         for name, p in model.named_parameters():
             if "norm" not in name:
-                p.normal_(0.0, 0.5)
+                p.normal_(0.0, 1.0)
     model.generation_config.do_sample = False
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
