@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -47,45 +46,45 @@ def test_api_answers_equal_local_answers_and_the_cache_costs_nothing(server, mod
     cache = f"predict.cache_dir={tmp_path / 'cache'}"
     assert cli("predict", "--model", "vlm", "--checkpoint", str(model), "--data", str(data), "--split", "val",
                "--out", str(local), "--batch-size", "1", "--quiet", *SHORT) == 0
-    assert cli(*api_args(server, model, data, remote, "--batch-size", "1", cache, *SHORT)) == 0
+    with FaultProxy(server.endpoint) as proxy:  # no faults: it counts the requests
+        assert cli(*api_args(server, model, data, remote, "--batch-size", "1", cache, *SHORT,
+                             endpoint=proxy.endpoint)) == 0
+        asked = len(proxy.served)
+        assert cli(*api_args(server, model, data, again, "--batch-size", "1", cache, *SHORT,
+                             endpoint=proxy.endpoint)) == 0
+        assert asked == 4 and len(proxy.served) == asked  # the repeated run is answered by the cache alone
     a, b = read_jsonl(local), read_jsonl(remote)
     assert [r["id"] for r in b] == [r["id"] for r in a] and len(b) == 4
     assert [r["program"] for r in b] == [r["program"] for r in a]
     assert [r["tokens_in"] for r in b] == [r["tokens_in"] for r in a]
     assert all(r["cached"] is False and r["tokens_out"] == 16 and r["seconds"] > 0 for r in b)
     assert a[0]["prompt_sha256"] == b[0]["prompt_sha256"]
-    server.stop()  # a repeated run is answered from the cache alone
-    try:
-        assert cli(*api_args(server, model, data, again, "--batch-size", "1", cache, *SHORT)) == 0
-    finally:
-        server.start()
     assert [r["program"] for r in read_jsonl(again)] == [r["program"] for r in b]
     assert all(r["cached"] for r in read_jsonl(again))
 
 
-def test_server_killed_mid_run_then_restarted_loses_nothing(model, data, tmp_path):
+def test_server_killed_mid_run_then_restarted_loses_nothing(server, model, data, tmp_path):
     """One line per answered sample survives the kill; the rerun asks only for the rest."""
-    own = Server(model, log=tmp_path / "serve.log").start()
     out = tmp_path / "p.jsonl"
-    args = ["predict", "--model", "api", "--endpoint", own.endpoint, "--checkpoint", str(model), "--data", str(data),
-            "--split", "train", "--out", str(out), "--batch-size", "1", "--quiet", "predict.max_new_tokens=400",
+    args = ["predict", "--model", "api", "--endpoint", server.endpoint, "--checkpoint", str(model), "--data", str(data),
+            "--split", "train", "--out", str(out), "--batch-size", "1", "--quiet", "predict.max_new_tokens=200",
             "predict.cache=false", "predict.max_retries=1", "predict.backoff=0.1", "predict.concurrency=1"]
     try:
         proc = subprocess.Popen([sys.executable, "-m", "igbench", *args], stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             if out.exists() and out.read_text().count("\n") >= 1:
-                own.stop()
+                server.stop()
                 break
             time.sleep(0.02)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 2 and "does not answer" in err.strip().splitlines()[-1], err
         kept = read_jsonl(out)
         assert 1 <= len(kept) < 8
-        own.start()
-        assert cli(*args) == 0
     finally:
-        own.stop()
+        server.stop()
+        server.start()
+    assert cli(*args) == 0
     ids = [r["id"] for r in read_jsonl(out)]
     assert len(ids) == 8 and len(set(ids)) == 8
     assert read_jsonl(out)[:len(kept)] == kept
