@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from igllm_support import cli, read_jsonl, tiny_dataset
-from vlm_support import tiny_vlm
+from vlm_support import split_with_broken_image, tiny_vlm
 
 SHORT = ["predict.max_new_tokens=16"]
 
@@ -82,6 +82,13 @@ def test_prompt_from_task_and_kshot(data, tmp_path):
     again = Prompt(load_config(["predict.k_shot=2", "predict.shot_seed=3"]), task, data)
     other = Prompt(load_config(["predict.k_shot=2", "predict.shot_seed=4"]), task, data)
     assert again.sha256 == prompt.sha256 and other.identity["shots"] != prompt.identity["shots"]
+    from igbench.baselines.common import load_rows
+
+    row = load_rows(data, "val", columns=["id", "task", "camera"])[1][0]
+    assert "K = " not in prompt.instructions(row)
+    with_camera = Prompt(load_config(["predict.camera=true"]), task, data)
+    assert f"{row['camera']['width']}x{row['camera']['height']} pixels" in with_camera.instructions(row)
+    assert with_camera.sha256 != Prompt(load_config([]), task, data).sha256
     template = tmp_path / "mine.txt"
     template.write_text("Only: {grammar}")
     mine = Prompt(load_config([f"predict.prompt={template}"]), task, data)
@@ -185,24 +192,22 @@ def test_folder_that_is_not_a_vlm(data, tmp_path, capsys):
 
 
 def test_image_the_processor_rejects_keeps_what_was_answered(model, data, tmp_path, capsys):
-    import shutil
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    broken = tmp_path / "clevr"
-    shutil.copytree(data / "val", broken / "val")
-    shard = sorted((broken / "val" / "data").glob("*.parquet"))[0]
-    table = pq.read_table(shard)
-    rows = table.to_pylist()
-    rows.sort(key=lambda r: r["id"])
-    rows[2]["image"] = {"bytes": b"\x89PNG but not really", "path": None}
-    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    broken, bad_id = split_with_broken_image(data, tmp_path, 2)
     out = tmp_path / "p.jsonl"
     assert cli("predict", "--model", "vlm", "--checkpoint", str(model), "--data", str(broken), "--split", "val",
                "--out", str(out), "--batch-size", "1", "--quiet", *SHORT) == 2
-    assert rows[2]["id"] in one_line_error(capsys)
-    assert [r["id"] for r in read_jsonl(out)] == [rows[0]["id"], rows[1]["id"]]
+    assert bad_id in one_line_error(capsys)
+    assert [r["id"] for r in read_jsonl(out)] == val_ids(data)[:2]
+
+
+def test_sampling_with_a_seed_is_reproducible(model, data, tmp_path):
+    outs = {}
+    for name, extra in (("a", ["predict.seed=1"]), ("b", ["predict.seed=1"]), ("c", ["predict.seed=2"])):
+        outs[name] = tmp_path / f"{name}.jsonl"
+        assert cli("predict", "--model", "vlm", "--checkpoint", str(model), "--data", str(data), "--split", "val",
+                   "--out", str(outs[name]), "--quiet", "predict.do_sample=true", *extra, *SHORT) == 0
+    a, b, c = ([r["program"] for r in read_jsonl(outs[k])] for k in "abc")
+    assert a == b and a != c
 
 
 def test_json_answers_go_to_the_scorer_as_objects():

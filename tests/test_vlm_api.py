@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from igllm_support import cli, read_jsonl, tiny_dataset
-from vlm_support import Server, free_port, tiny_vlm
+from vlm_support import Server, free_port, split_with_broken_image, tiny_vlm
 
 SHORT = ["predict.max_new_tokens=16"]
 
@@ -191,3 +191,12 @@ def test_unknown_model_name_and_silent_endpoint(server, model, data, tmp_path, c
     assert cli("predict", "--model", "api", "--checkpoint", str(model), "--data", str(data), "--split", "val",
                "--out", str(tmp_path / "c.jsonl")) == 2
     assert "needs --endpoint" in capsys.readouterr().err
+
+
+def test_unreadable_image_is_refused_before_sending_and_earlier_lines_stay(server, model, data, tmp_path, capsys):
+    broken, bad_id = split_with_broken_image(data, tmp_path, 1)
+    out = tmp_path / "p.jsonl"
+    assert cli(*api_args(server, model, broken, out, "--batch-size", "1", "predict.cache=false", *SHORT)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and bad_id in err
+    assert len(read_jsonl(out)) == 1

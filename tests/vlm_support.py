@@ -19,6 +19,24 @@ def tiny_vlm(tmp_path_factory, architecture: str) -> Path:
     return folder
 
 
+def split_with_broken_image(data: Path, tmp_path: Path, index: int) -> tuple[Path, str]:
+    """A copy of DATA/val whose sample `index` (in id order) holds bytes that are no image: (task folder, its id)."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    broken = tmp_path / "broken" / "clevr"
+    shutil.copytree(data / "val", broken / "val")
+    shard = sorted((broken / "val" / "data").glob("*.parquet"))[0]
+    table = pq.read_table(shard)
+    rows = sorted(table.to_pylist(), key=lambda r: r["id"])
+    rows[index]["image"] = {"bytes": b"\x89PNG but not really", "path": None}
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    return broken, rows[index]["id"]
+
+
+# ------------------------------------------------------------------------------- transformers serve
 
 
 def free_port() -> int:

@@ -37,8 +37,10 @@ class MalformedResponse(Exception):
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("IGBENCH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "igbench")
-    return Path(base).expanduser() / "vlm-responses"
+    """Next to the re-render cache: $IGBENCH_CACHE/vlm-responses (default ~/.cache/igbench/vlm-responses)."""
+    from igbench.score.rerender import default_cache_dir as rerender_cache
+
+    return rerender_cache().parent / "vlm-responses"
 
 
 def api_key(variable: str | None) -> str:
@@ -48,6 +50,19 @@ def api_key(variable: str | None) -> str:
             raise UserError(f"--api-key-env {variable}: that environment variable is not set")
         return os.environ[variable]
     return os.environ.get(KEY_VARIABLE) or "EMPTY"
+
+
+def check_image(png: bytes, sample_id: str) -> None:
+    """A server answers an unreadable image with a 5xx that retries cannot cure: refuse it here."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(png)) as img:
+            img.verify()
+    except Exception:  # noqa: BLE001 - PIL raises many types for broken files
+        raise UserError(f"the image of {sample_id} is not a readable image file; nothing was sent for it") from None
 
 
 def wire_messages(conversation: list[dict]) -> list[dict]:
@@ -94,6 +109,10 @@ class APIClient:
         if path is not None and path.exists():
             saved = json.loads(path.read_text())
             return Answer(saved["text"], saved["tokens_in"], saved["tokens_out"], saved["seconds"], cached=True)
+        for message in conversation:
+            for part in message["content"]:
+                if part["type"] == "image":
+                    check_image(part["png"], sample_id)
         answer = self.request(wire_messages(conversation), sample_id)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
