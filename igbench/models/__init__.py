@@ -23,6 +23,9 @@ from igbench.errors import UserError, choices, did_you_mean
 
 MODELS = {
     "igllm": "igbench.models.igllm_run",
+    # pretrained vision-language models, local or behind an OpenAI-compatible server; see docs/vlm.md
+    "vlm": "igbench.models.vlm",
+    "api": "igbench.models.api",
     # baselines/ (installed as igbench.baselines); see docs/baselines.md
     "oracle": "igbench.baselines.oracle",
     "prior": "igbench.baselines.prior",
