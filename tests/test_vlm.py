@@ -32,7 +32,7 @@ def model(tmp_path_factory):
 
 
 def val_ids(data):
-    from igbench.baselines.common import load_rows
+    from igbench.dataset import load_rows
 
     return [r["id"] for r in load_rows(data, "val", columns=["id", "task"])[1]]
 
@@ -82,7 +82,7 @@ def test_prompt_from_task_and_kshot(data, tmp_path):
     again = Prompt(load_config(["predict.k_shot=2", "predict.shot_seed=3"]), task, data)
     other = Prompt(load_config(["predict.k_shot=2", "predict.shot_seed=4"]), task, data)
     assert again.sha256 == prompt.sha256 and other.identity["shots"] != prompt.identity["shots"]
-    from igbench.baselines.common import load_rows
+    from igbench.dataset import load_rows
 
     row = load_rows(data, "val", columns=["id", "task", "camera"])[1][0]
     assert "K = " not in prompt.instructions(row)
@@ -96,6 +96,18 @@ def test_prompt_from_task_and_kshot(data, tmp_path):
     template.write_text("{nonsense}")
     with pytest.raises(Exception, match="nonsense"):
         Prompt(load_config([f"predict.prompt={template}"]), task, data)
+
+
+def test_prompt_frame_follows_the_task_kind():
+    from igbench.models.vlm_prompt import task_facts
+    from igbench.task import load_task
+
+    assert "ground plane" in task_facts(load_task("clevr"))["frame"]
+    canvas = task_facts(load_task("dot2d"))
+    assert "canvas coordinates" in canvas["frame"] and "ground" not in canvas["frame"]
+    assert "- loc: 2 numbers" in canvas["numbers"]
+    pose = load_task("so3")
+    assert f"'{pose.rotation_rep}' representation" in task_facts(pose)["frame"]
 
 
 def test_kshot_run_sends_examples(model, data, tmp_path):
@@ -132,8 +144,9 @@ def test_refinement_loss_is_the_image_loss_of_the_render(data, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from igbench.baselines.common import load_rows, reference_program
+    from igbench.baselines.common import reference_program
     from igbench.baselines.render_compare import blur, image_loss_map
+    from igbench.dataset import load_rows
     from igbench.models.vlm_run import Refiner, load_config
     from igbench.program import Program
 
@@ -150,6 +163,33 @@ def test_refinement_loss_is_the_image_loss_of_the_render(data, tmp_path):
     finally:
         refiner.close()
     assert losses[0] < 0.2 * losses[1]
+
+
+def test_train_records_a_run_that_predicts_like_any_model(model, data, tmp_path, capsys):
+    """What the leaderboard's zero-shot rows run: `train --model vlm` writes a run folder that names model
+    and task and holds the tiny model it built; `predict --checkpoint RUN` needs no --model."""
+    import yaml
+
+    run = tmp_path / "run"
+    train = ["train", "--model", "vlm", "--data", str(data), "--output", str(run), "--quiet"]
+    assert cli(*train, "model.path=tiny-random:llava") == 0
+    info = yaml.safe_load((run / "run.yaml").read_text())
+    assert (info["model"], info["task"]) == ("vlm", "clevr") and (run / "model" / "config.json").exists()
+    from_run, direct = tmp_path / "run.jsonl", tmp_path / "direct.jsonl"
+    predict = ["--data", str(data), "--split", "val", "--limit", "2", "--quiet", *SHORT]
+    assert cli("predict", "--checkpoint", str(run), "--out", str(from_run), *predict) == 0
+    assert cli("predict", "--model", "vlm", "--checkpoint", str(model), "--out", str(direct), *predict) == 0
+    assert read_jsonl(from_run) and [r["program"] for r in read_jsonl(from_run)] == [r["program"] for r in read_jsonl(direct)]
+    capsys.readouterr()
+    assert cli(*train, "model.path=tiny-random:llava") == 2  # the folder holds a run
+    assert "--resume" in one_line_error(capsys)
+    assert cli(*train, "--resume", "model.path=tiny-random:idefics3") == 2  # another model
+    assert "model" in one_line_error(capsys)
+    (run / "run.yaml").write_text(yaml.safe_dump({**info, "task": "dot2d"}))
+    assert cli("predict", "--checkpoint", str(run), "--out", str(tmp_path / "x.jsonl"), *predict) == 2
+    assert "dot2d" in one_line_error(capsys)
+    assert cli("train", "--model", "api", "--data", str(data), "--output", str(tmp_path / "api"), "--quiet") == 2
+    assert "igbench predict --model api" in one_line_error(capsys)
 
 
 # ------------------------------------------------------------------------------------------- bad input

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from igbench.errors import UserError
+from igbench.files import cache_folder, write_json_atomic
 from igbench.models.vlm_run import Answer, VLMConfig, generation_params, load_config, run_predictions
 
 NAME = "api"
@@ -30,17 +31,11 @@ CONFIG_CLASS = VLMConfig
 DEFAULT_CONFIG = "vlm"
 KEY_VARIABLE = "OPENAI_API_KEY"
 MAX_BACKOFF = 30.0
+CACHE_NAME = "vlm-responses"  # igbench.files.cache_folder, next to the re-render cache
 
 
 class MalformedResponse(Exception):
     """A 2xx answer without a chat completion in it."""
-
-
-def default_cache_dir() -> Path:
-    """Next to the re-render cache: $IGBENCH_CACHE/vlm-responses (default ~/.cache/igbench/vlm-responses)."""
-    from igbench.score.rerender import default_cache_dir as rerender_cache
-
-    return rerender_cache().parent / "vlm-responses"
 
 
 def api_key(variable: str | None) -> str:
@@ -91,7 +86,7 @@ class APIClient:
         self.identity = {"model_kind": NAME, "model": model, "endpoint": self.endpoint}
         self.client = openai.OpenAI(base_url=self.endpoint, api_key=key, max_retries=0, timeout=config.predict.timeout)
         p = config.predict
-        self.cache_dir = (Path(p.cache_dir) if p.cache_dir else default_cache_dir()) if p.cache else None
+        self.cache_dir = (Path(p.cache_dir) if p.cache_dir else cache_folder(CACHE_NAME)) if p.cache else None
 
     def answer(self, conversations: list[list[dict]], ids: list[str]) -> list[Answer]:
         with ThreadPoolExecutor(self.config.predict.concurrency) as pool:
@@ -116,10 +111,8 @@ class APIClient:
         answer = self.request(wire_messages(conversation), sample_id)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"text": answer.text, "tokens_in": answer.tokens_in,
-                                       "tokens_out": answer.tokens_out, "seconds": answer.seconds}))
-            os.replace(tmp, path)
+            write_json_atomic(path, {"text": answer.text, "tokens_in": answer.tokens_in,
+                                     "tokens_out": answer.tokens_out, "seconds": answer.seconds})
         return answer
 
     def request(self, messages: list[dict], sample_id: str) -> Answer:
@@ -202,3 +195,9 @@ def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides
         return run_predictions(client, config, data, split, out, limit, progress)
     finally:
         client.close()
+
+
+def train(config: VLMConfig, data, output, resume: bool = False, progress: bool = True) -> dict:
+    """A model behind a server has no run folder: its name, endpoint and key are given to `igbench predict`."""
+    raise UserError("--model api learns nothing and keeps no run folder: "
+                    "igbench predict --model api --endpoint URL --checkpoint MODEL_NAME ...")

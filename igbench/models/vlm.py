@@ -15,12 +15,17 @@ import io
 import time
 from pathlib import Path
 
+from igbench.dataset import load_rows
 from igbench.errors import UserError
+from igbench.files import atomic_folder
 from igbench.models.vlm_run import Answer, VLMConfig, load_config, run_predictions
+from igbench.runs import RUN_FILE, check_resume, open_run, start_run
 
 NAME = "vlm"
 CONFIG_CLASS = VLMConfig
 DEFAULT_CONFIG = "vlm"
+FIXED_ON_RESUME = ("model",)  # a run records one model; resuming may change only predict.*
+TINY_FOLDER = "model"  # where `model.path=tiny-random:ARCH` builds its model inside the run folder
 
 
 class LocalVLM:
@@ -122,42 +127,46 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def resolve(checkpoint: str, overrides) -> tuple[str, VLMConfig]:
-    """(model path, config): a run folder from `igbench train --model vlm` brings its saved config."""
-    from igbench.baselines import common
+def resolve(checkpoint: str, overrides) -> tuple[str, VLMConfig, dict | None]:
+    """(model path, config, run.yaml or None): a run folder from `igbench train --model vlm` brings its saved
+    config, the task it was made for, and the tiny model built into it."""
+    from igbench.models.tiny_vlm import PREFIX
 
     run = Path(checkpoint)
-    if (run / "run.yaml").exists():
-        run, config, _ = common.open_run(run, NAME, VLMConfig, overrides)
-        path = config.model.path
-        return (str(run / path) if (run / path).exists() else path), config
-    return checkpoint, load_config(overrides)
+    if not (run / RUN_FILE).exists():
+        return checkpoint, load_config(overrides), None
+    run, config, info = open_run(run, NAME, VLMConfig, overrides)
+    path = config.model.path
+    if path.startswith(PREFIX):
+        return str(run / TINY_FOLDER), config, info
+    return (str(run / path) if (run / path).exists() else path), config, info
 
 
 def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides=(), progress=True) -> dict:
-    path, config = resolve(str(checkpoint), overrides)
+    path, config, info = resolve(str(checkpoint), overrides)
     if batch_size:
         config.predict.batch_size = batch_size
     backend = LocalVLM(path, config, progress)
-    return run_predictions(backend, config, data, split, out, limit, progress)
+    return run_predictions(backend, config, data, split, out, limit, progress, run_info=info)
 
 
 def train(config: VLMConfig, data, output, resume: bool = False, progress: bool = True) -> dict:
-    """Nothing to learn: records the model and settings in a run folder; `model.path=tiny-random:ARCH`
-    builds that tiny random model into RUN/model first."""
-    from igbench.baselines import common
+    """Nothing to learn: records the model and settings in a run folder, so that the leaderboard (and
+    `igbench predict --checkpoint RUN`) treats a pretrained VLM like any trained model;
+    `model.path=tiny-random:ARCH` builds that tiny random model into RUN/model first."""
     from igbench.models import tiny_vlm
 
     output = Path(output)
-    task, _, _ = common.load_rows(data, "train", columns=["id", "task"])
+    task, _, _ = load_rows(data, "train", columns=["id", "task"])
+    if not config.model.path:
+        raise UserError("--model vlm needs model.path=<Hub id or folder>")
+    check_resume(output, config, resume, FIXED_ON_RESUME)
     if config.model.path.startswith(tiny_vlm.PREFIX):
         architecture = config.model.path[len(tiny_vlm.PREFIX):]
         if architecture not in tiny_vlm.ARCHITECTURES:
             raise UserError(f"unknown tiny architecture '{architecture}'; choose one of {', '.join(tiny_vlm.ARCHITECTURES)}")
-        if not (output / "model" / "config.json").exists():
-            tiny_vlm.build(architecture, output / "model")
-        config.model.path = "model"
-    elif not config.model.path:
-        raise UserError("--model vlm needs model.path=<Hub id or folder>")
-    common.start_run(output, NAME, config, task.name, data, resume)
+        if not (output / TINY_FOLDER).exists():
+            with atomic_folder(output / TINY_FOLDER, "the tiny model folder") as folder:
+                tiny_vlm.build(architecture, folder)
+    start_run(output, NAME, config, task.name, data)
     return {"step": 0, "loss": None}

@@ -30,6 +30,14 @@ REFINE_TEMPLATE = PROMPTS_DIR / "refine.txt"
 INSTRUCTION_FIELDS = ("task_description", "grammar", "vocabulary", "numbers", "frame", "camera")
 REFINE_FIELDS = ("previous_program", "parse_errors")
 SHOT_REQUEST = "Write the scene program of this image."
+# What a program's numbers mean, by the task's declared kind (igbench.task.KINDS).
+FRAMES = {
+    "scene_set": "world coordinates, z up, the ground plane is z = 0; lengths in scene units, angles in radians",
+    "pose": "world coordinates, z up, the ground plane is z = 0; lengths in scene units; each rotation in the "
+            "'{rotation_rep}' representation",
+    "canvas": "canvas coordinates: x to the right and y down, from 0 to 1 across the image",
+}
+NUMBER_STYLE = "; numbers written with a sign and 3 decimals, e.g. +1.250"
 
 
 def read_template(path: str | Path | None, default: Path, fields: tuple[str, ...]) -> str:
@@ -69,8 +77,7 @@ def task_facts(task: Task) -> dict[str, str]:
     if sizes:
         numbers.append("- sizes (bounding radius on the ground): "
                        + ", ".join(f"{k} = {v}" for k, v in sizes.items()))
-    frame = ("world coordinates, z up, the ground plane is z = 0; lengths in scene units, angles in radians; "
-             "numbers written with a sign and 3 decimals, e.g. +1.250")
+    frame = FRAMES[task.kind].format(rotation_rep=task.rotation_rep) + NUMBER_STYLE
     return {"task_description": " ".join(str(task.description).split()), "grammar": grammar,
             "vocabulary": vocabulary, "numbers": "\n".join(numbers), "frame": frame, "camera": ""}
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from igbench.errors import UserError
+from igbench.files import write_json_atomic, write_text_atomic
 
 
 @dataclass
@@ -56,7 +57,7 @@ class VLMPredict:
     max_retries: int = 6  # on 429, 5xx, timeouts, connection errors and malformed bodies
     backoff: float = 0.5  # seconds before the first retry; doubles each retry (at most 30 s)
     cache: bool = True  # response cache on disk
-    cache_dir: Optional[str] = None  # default: $IGBENCH_CACHE/vlm-responses or ~/.cache/igbench/vlm-responses
+    cache_dir: Optional[str] = None  # default: vlm-responses in igbench.files.cache_folder
 
 
 @dataclass
@@ -99,17 +100,24 @@ def load_config(overrides=(), base: dict | None = None) -> VLMConfig:
 ROW_COLUMNS = ["id", "task", "index", "seed", "image", "camera", "lights"]
 
 
-def run_predictions(backend, config: VLMConfig, data, split: str, out, limit=None, progress=True) -> dict:
+def run_predictions(backend, config: VLMConfig, data, split: str, out, limit=None, progress=True,
+                    run_info: dict | None = None) -> dict:
+    """Answer every sample of `split` not yet in `out`; `run_info` (a run folder's run.yaml) must name the
+    split's task."""
     from tqdm.auto import tqdm
 
-    from igbench.baselines import common
+    from igbench.dataset import load_rows
+    from igbench.runs import check_task
+    from igbench.score.predictions import append_predictions, todo_rows
 
     p = config.predict
-    task, rows, folder = common.load_rows(data, split, columns=ROW_COLUMNS)
+    task, rows, folder = load_rows(data, split, columns=ROW_COLUMNS)
+    if run_info is not None:
+        check_task(run_info, task, data)
     prompt = Prompt(config, task, data)
     out = Path(out)
     prompt.save_next_to(out, backend.identity)
-    todo, skipped = common.todo_rows(rows, out, limit)
+    todo, skipped = todo_rows(rows, out, limit)
     refiner = Refiner(task, folder, split, config) if p.refine_rounds else None
     bar = tqdm(total=len(todo), desc=f"{backend.identity['model_kind']} {split}", disable=not progress, unit="img",
                dynamic_ncols=True)
@@ -118,7 +126,7 @@ def run_predictions(backend, config: VLMConfig, data, split: str, out, limit=Non
         for start in range(0, len(todo), p.batch_size):
             batch = todo[start:start + p.batch_size]
             records = predict_batch(backend, prompt, batch, refiner)
-            common.append_predictions(out, records)
+            append_predictions(out, records)
             written += len(records)
             bar.update(len(records))
     finally:
@@ -219,13 +227,13 @@ class Prompt:
 
     @staticmethod
     def _shots(p: VLMPredict, task, data) -> tuple[list[tuple[bytes, str]], list[str]]:
-        from igbench.baselines import common
+        from igbench.dataset import load_rows
         from igbench.models.prompting import format_target, ordered_objects
         from igbench.models.vlm_prompt import image_bytes, pick_shots
 
         if p.k_shot <= 0:
             return [], []
-        shot_task, rows, _ = common.load_rows(data, p.shot_split, columns=["id", "task", "image", "objects"])
+        shot_task, rows, _ = load_rows(data, p.shot_split, columns=["id", "task", "image", "objects"])
         if shot_task.name != task.name:
             raise UserError(f"the {p.shot_split} split is task '{shot_task.name}', not '{task.name}'")
         chosen = pick_shots(rows, p.k_shot, p.shot_seed)
@@ -257,10 +265,10 @@ class Prompt:
                 raise UserError(f"{out} was written with another prompt or generation settings ({meta_path}); "
                                 "choose another --out")
         out.parent.mkdir(parents=True, exist_ok=True)
-        text_path.write_text(self.text)
+        write_text_atomic(text_path, self.text)
         meta = {"sha256": self.sha256, **{k: v for k, v in backend_identity.items() if k != "model_kind"},
                 "k_shot": len(self.shots), **self.identity}
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        write_json_atomic(meta_path, meta, sort_keys=False)
 
 
 # ------------------------------------------------------------------------------------ render feedback
@@ -274,15 +282,16 @@ class Refiner:
         self.renderers: dict = {}
 
     def render(self, row: dict, program) -> tuple[Optional["np.ndarray"], Optional[str]]:
-        from igbench.baselines.render_compare import RenderCompareConfig, Renderer, render_settings
+        from igbench.baselines.render_compare import render_settings
+        from igbench.render.child import BlenderProcess
         from igbench.scene import Camera, Light, Scene
 
         camera = Camera.from_dict(row["camera"])
         key = (camera.width, camera.height)
         if key not in self.renderers:
-            rc = RenderCompareConfig()
-            rc.predict.render_device, rc.refine.samples = self.config.predict.render_device, self.config.predict.render_samples
-            self.renderers[key] = Renderer(str(self.task.path), render_settings(self.folder, camera, rc))
+            p = self.config.predict
+            settings = render_settings(self.folder, camera, p.render_device, p.render_samples)
+            self.renderers[key] = BlenderProcess(str(self.task.path), settings, "refinement")
         scene = Scene(self.task.name, self.split, int(row["index"]), int(row["seed"]), program, camera,
                       [Light.from_dict(x) for x in row["lights"]])
         try:
