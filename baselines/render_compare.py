@@ -228,19 +228,19 @@ def refine_program(program, target_rgb: np.ndarray, camera, task, render, settin
 # --------------------------------------------------------------------------------- the render process
 
 
-def render_settings(split_folder: Path, camera, config: RenderCompareConfig):
+def render_settings(split_folder: Path, camera, device: str = "cpu", samples: Optional[int] = None):
     """The split's own render settings (every field `render_config.json` saved, so that the true program
     re-renders to the input image even after igbench's defaults change), at the camera's resolution, on
-    `predict.render_device`, with `refine.samples` when set."""
+    `device` (cpu | gpu), with `samples` Cycles samples when set."""
     from igbench.render_settings import RenderSettings
 
     saved = {}
     path = Path(split_folder) / "render_config.json"
     if path.exists():
         saved = json.loads(path.read_text()).get("render_settings") or {}
-    overrides = {"samples": int(config.refine.samples)} if config.refine.samples else {}
+    overrides = {"samples": int(samples)} if samples else {}
     return RenderSettings.from_dict(saved, width=camera.width, height=camera.height,
-                                    device=config.predict.render_device, threads=0, depth=False, **overrides)
+                                    device=device, threads=0, depth=False, **overrides)
 
 
 # ------------------------------------------------------------------------------------- registry entry
@@ -279,7 +279,8 @@ def refine(config: RenderCompareConfig, base, data, split, out, limit=None, prog
             program = base.get(row["id"], Program())
             key = (camera.width, camera.height)
             if key not in renderers and program.objects:
-                renderers[key] = BlenderProcess(str(task.path), render_settings(folder, camera, config), "render-compare")
+                settings = render_settings(folder, camera, config.predict.render_device, config.refine.samples)
+                renderers[key] = BlenderProcess(str(task.path), settings, "render-compare")
             renderer = renderers.get(key)
 
             def render(p, _row=row, _camera=camera, _lights=lights):

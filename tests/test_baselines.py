@@ -231,6 +231,7 @@ def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path,
     assert main(["--dry-run", *paths]) == 0
     text = capsys.readouterr().out
     for needle in ("igbench render --task clevr --split ood --n 100", "igbench train --model cnn-set",
+                   "igbench train --model vlm", "model.path=tiny-random:llava",
                    "igbench refine --model render-compare --base", "igbench score"):
         assert needle in text
     assert not (tmp_path / "r").exists() and not (tmp_path / "runs").exists()  # a dry run writes nothing
@@ -250,7 +251,8 @@ def test_baselines_import_neither_torch_nor_bpy():
 
 @pytest.mark.train
 def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys):
-    """The driver on a task other than CLEVR: canvas renders, two rows of one model told apart by `label`."""
+    """The driver on a task other than CLEVR: canvas renders, two rows of one model told apart by `label`,
+    a zero-shot VLM row (a tiny random model) with its note under the table."""
     import yaml
 
     from igbench.leaderboard.run import main
@@ -262,7 +264,10 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
               "score": {"render": True, "workers": 1, "bootstrap": 0},
               "models": [{"name": "oracle"}, {"name": "prior"}, {"name": "prior", "label": "prior-again"},
                          {"name": "cnn-set", "overrides": ["train.steps=20", "train.batch_size=8", "model.slots=1",
-                                                           "model.loc_scale=1", "model.width=32", "model.height=32"]}]}
+                                                           "model.loc_scale=1", "model.width=32", "model.height=32"]},
+                         {"name": "vlm", "label": "vlm-tiny", "overrides": ["model.path=tiny-random:llava"],
+                          "predict_args": ["--batch-size", "6", "predict.max_new_tokens=16"],
+                          "note": "a tiny random model:\n  its numbers mean nothing"}]}
     scale.write_text(yaml.safe_dump(config))
     assert main(["--scale", str(scale)]) == 0
     table = (tmp_path / "results" / "README.md").read_text()
@@ -273,6 +278,8 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
     assert rows["oracle"].startswith("| oracle | 1.000 | 1.000 | 0.00 | 0.00 |")
     assert rows["prior"].replace("| prior |", "") == rows["prior-again"].replace("| prior-again |", "")
     assert rows["cnn-set"].startswith("| cnn-set | 1.000 | 1.000 |")  # 2-D positions, one slot: always parses
+    assert "vlm-tiny" in rows and "- **vlm-tiny**: a tiny random model: its numbers mean nothing" in headline
+    assert len((tmp_path / "runs" / "vlm-tiny" / "predictions" / "ood.jsonl").read_text().splitlines()) == 6
     row = json.loads((tmp_path / "results" / "prior-again" / "dot2d" / "row.json").read_text())
     assert row["model"] == "prior" and row["row"] == "prior-again"
 

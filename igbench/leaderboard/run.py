@@ -59,6 +59,7 @@ class ModelEntry:
     overrides: list[str] = field(default_factory=list)
     launcher: list[str] = field(default_factory=list)  # e.g. [accelerate, launch, -m, igbench]; default: igbench
     predict_args: list[str] = field(default_factory=list)  # extra `igbench predict` arguments and predict.* overrides
+    note: Optional[str] = None  # printed under the table, e.g. what a row's numbers do (not) mean
 
     @property
     def row(self) -> str:

@@ -104,6 +104,9 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
         a, b = res.get(f"{task}/{id_split}", {}), res.get(f"{task}/{ood_split}", {})
         cells = [f"{fmt(value(a, key), spec)} | {fmt(value(b, key), spec)}" for _, key, spec in layout.headline]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    shown = {r[0] for r in rows}
+    notes = [f"- **{m.row}**: {' '.join(m.note.split())}" for m in config.models if m.note and m.row in shown]
+    lines += [""] + notes if notes else []
     lines += ["", f"More metrics, `ID / OOD` ({id_split}: n = {_n(rows, task, id_split)}, {ood_split}: "
               f"n = {_n(rows, task, ood_split)}):", ""]
     lines += ["| model | " + " | ".join(label for label, _, _ in layout.more) + " |", "|---|" + "--:|" * len(layout.more)]

@@ -8,6 +8,9 @@ A model reads images and writes scene programs. Its module provides (no torch or
         appends {"id", "program"} lines to `out` (igbench.score.predictions), skipping ids already there;
         returns {"written", "skipped", "out"}
 
+A model that learns nothing still writes a run folder from `train` when the leaderboard enters it (`vlm`
+records the pretrained model); `api` (a model behind a server) refuses `train` with one line.
+
 A refiner improves another model's predictions instead (`REFINER = True`; `igbench refine`):
 
     CONFIG_CLASS, DEFAULT_CONFIG
@@ -23,6 +26,9 @@ from igbench.errors import UserError, choices, did_you_mean
 
 MODELS = {
     "igllm": "igbench.models.igllm_run",
+    # pretrained vision-language models, local or behind an OpenAI-compatible server; see docs/vlm.md
+    "vlm": "igbench.models.vlm",
+    "api": "igbench.models.api",
     # baselines/ (installed as igbench.baselines); see docs/baselines.md
     "oracle": "igbench.baselines.oracle",
     "prior": "igbench.baselines.prior",
