@@ -37,6 +37,8 @@ def val_ids(data):
     return [r["id"] for r in load_rows(data, "val", columns=["id", "task"])[1]]
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_one_line_per_sample_deterministic_and_scored(any_model, data, tmp_path):
     from igbench.score import score_predictions
     from igbench.score.reference import load_reference
@@ -58,6 +60,8 @@ def test_one_line_per_sample_deterministic_and_scored(any_model, data, tmp_path)
     assert group["n"] == len(ids) and scores["missing"]["count"] == 0
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_resume_writes_only_missing_ids(model, data, tmp_path):
     out = tmp_path / "p.jsonl"
     args = ["predict", "--model", "vlm", "--checkpoint", str(model), "--data", str(data), "--split", "val",
@@ -69,6 +73,8 @@ def test_resume_writes_only_missing_ids(model, data, tmp_path):
     assert cli(*args, "predict.k_shot=1") == 2  # another prompt into the same file is refused
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_prompt_from_task_and_kshot(data, tmp_path):
     from igbench.models.vlm_run import Prompt, load_config
     from igbench.task import load_task
@@ -110,6 +116,8 @@ def test_prompt_frame_follows_the_task_kind():
     assert f"'{pose.rotation_rep}' representation" in task_facts(pose)["frame"]
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_kshot_run_sends_examples(model, data, tmp_path):
     out = tmp_path / "k.jsonl"
     assert cli("predict", "--model", "vlm", "--checkpoint", str(model), "--data", str(data), "--split", "val",
@@ -120,6 +128,8 @@ def test_kshot_run_sends_examples(model, data, tmp_path):
     assert read_jsonl(out)[0]["tokens_in"] > read_jsonl(zero)[0]["tokens_in"]  # two images and programs more
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_refinement_renders_records_and_keeps_the_best(model, data, tmp_path):
     out = tmp_path / "r.jsonl"
     assert cli("predict", "--model", "vlm", "--checkpoint", str(model), "--data", str(data), "--split", "val",
@@ -136,6 +146,8 @@ def test_refinement_renders_records_and_keeps_the_best(model, data, tmp_path):
         assert record["tokens_in"] == sum(r["tokens_in"] for r in rounds)
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_refinement_loss_is_the_image_loss_of_the_render(data, tmp_path):
     """The true program rendered under the sample's settings reproduces the image: its loss is ~0, far below
     that of an empty scene; so refinement ranks rounds by how well they redraw the target."""
@@ -165,6 +177,8 @@ def test_refinement_loss_is_the_image_loss_of_the_render(data, tmp_path):
     assert losses[0] < 0.2 * losses[1]
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_train_records_a_run_that_predicts_like_any_model(model, data, tmp_path, capsys):
     """What the leaderboard's zero-shot rows run: `train --model vlm` writes a run folder that names model
     and task and holds the tiny model it built; `predict --checkpoint RUN` needs no --model."""
@@ -201,6 +215,8 @@ def run_cli(*argv, env=None):
     return proc.returncode, proc.stderr.strip()
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_unknown_model_id_offline(data, tmp_path):
     rc, err = run_cli("predict", "--model", "vlm", "--checkpoint", "nobody/no-such-vlm", "--data", str(data),
                       "--split", "val", "--out", str(tmp_path / "x.jsonl"), "--quiet")
@@ -213,6 +229,8 @@ def one_line_error(capsys) -> str:
     return err
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_folder_that_is_not_a_vlm(data, tmp_path, capsys):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -231,6 +249,8 @@ def test_folder_that_is_not_a_vlm(data, tmp_path, capsys):
         assert str(checkpoint) in one_line_error(capsys)
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_image_the_processor_rejects_keeps_what_was_answered(model, data, tmp_path, capsys):
     broken, bad_id = split_with_broken_image(data, tmp_path, 2)
     out = tmp_path / "p.jsonl"
@@ -240,6 +260,8 @@ def test_image_the_processor_rejects_keeps_what_was_answered(model, data, tmp_pa
     assert [r["id"] for r in read_jsonl(out)] == val_ids(data)[:2]
 
 
+@pytest.mark.blender
+@pytest.mark.train
 def test_sampling_with_a_seed_is_reproducible(model, data, tmp_path):
     outs = {}
     for name, extra in (("a", ["predict.seed=1"]), ("b", ["predict.seed=1"]), ("c", ["predict.seed=2"])):

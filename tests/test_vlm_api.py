@@ -16,6 +16,8 @@ import pytest
 from igllm_support import cli, read_jsonl, tiny_dataset
 from vlm_support import Server, free_port, split_with_broken_image, tiny_vlm
 
+pytestmark = [pytest.mark.blender, pytest.mark.train]  # real renders, a real model server
+
 SHORT = ["predict.max_new_tokens=16"]
 
 
