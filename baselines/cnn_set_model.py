@@ -265,6 +265,8 @@ def train(config: CnnSetConfig, data, output, resume: bool = False, progress: bo
     tc = config.train
     if tc.steps < 1 or tc.batch_size < 1:
         raise UserError("train.steps and train.batch_size must be at least 1")
+    if config.model.backbone_layer and not config.model.backbone:
+        raise UserError("model.backbone_layer needs model.backbone (imagenet-vgg16 or imagenet-alexnet)")
     output = Path(output)
     task, rows, folder = load_rows(data, tc.train_split, columns=["id", "task", "image", "objects"])
     check_resume(output, config, resume, FIXED_ON_RESUME)
