@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 NAME = "cnn-set"  # the registry name (igbench.models.MODELS), recorded in run.yaml
 
@@ -17,6 +18,11 @@ class CnnModel:
     dropout: float = 0.0  # on the flattened features and the hidden layer of the head
     coord_channels: bool = True  # append x, y coordinate planes to the input (CoordConv)
     loc_scale: float = 3.0  # positions are predicted divided by this (CLEVR: xy in [-3, 3])
+    # A frozen pretrained encoder instead of the CNN from scratch (an NS-VQA-like baseline): imagenet-vgg16 or
+    # imagenet-alexnet (igbench.models.imagenet_encoder), read at `backbone_layer` (null: relu4_3 / relu5).
+    # Its features of the training split are cached once; a 1x1 convolution to channels[-1] and the head train.
+    backbone: Optional[str] = None
+    backbone_layer: Optional[str] = None
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """The cnn-set network, its Hungarian-matched loss, training loop and prediction (torch; imported lazily).
 
+With `model.backbone` (imagenet-vgg16, imagenet-alexnet) the network reads a frozen pretrained encoder's
+feature map instead of pixels; the encoder's features of the training split are computed once through the
+feature cache (igbench.models.feature_cache), so training steps run only the trained layers.
+
 Run folder: config.yaml, run.yaml, metrics.jsonl (one line per logged step), checkpoint.pt (model,
 optimizer and step, for --resume), model.safetensors (the final weights).
 """
@@ -22,6 +26,9 @@ from igbench.score.predictions import append_predictions, todo_rows
 from igbench.baselines.cnn_set_config import NAME, CnnSetConfig
 from igbench.errors import UserError
 from igbench.files import replaced_atomically
+from igbench.models.feature_cache import cached_features
+from igbench.models.imagenet_encoder import ImageNetEncoder
+from igbench.metrics.lpips import IMAGENET_MEAN, IMAGENET_STD
 
 # What --resume must keep (logging, checkpoint frequency and threads may change).
 FIXED_ON_RESUME = ("model", "loss", "train.steps", "train.batch_size", "train.lr", "train.weight_decay",
@@ -55,29 +62,58 @@ class Layout:
         self.size = offset + 2
 
 
+class FrozenBackbone:
+    """A frozen ImageNet encoder as cnn-set's input: uint8 images (B, 3, H, W) -> feature maps (B, C, h, w).
+    Not a submodule of CnnSet, so its weights stay out of checkpoints and model.safetensors."""
+
+    def __init__(self, config: CnnSetConfig):
+        m = config.model
+        self.encoder = ImageNetEncoder(m.backbone, m.backbone_layer)
+        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        with torch.no_grad():
+            probe = self(torch.zeros(1, 3, m.height, m.width, dtype=torch.uint8))
+        self.channels, self.size = probe.shape[1], tuple(probe.shape[-2:])
+        self.recipe = {"for": "cnn-set feature maps", "encoder": m.backbone, "layer": self.encoder.config.layer,
+                       "width": m.width, "height": m.height, "preprocess": "bilinear resize"}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.encoder((images.float() / 255.0 - self.mean) / self.std).feature_map
+
+
 class CnnSet(nn.Module):
-    def __init__(self, config: CnnSetConfig, layout: Layout):
+    def __init__(self, config: CnnSetConfig, layout: Layout, backbone: FrozenBackbone | None = None):
         super().__init__()
         m = config.model
         self.config, self.layout = m, layout
-        blocks, c_in = [], 3 + (2 if m.coord_channels else 0)
-        for c_out in m.channels:
-            blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.ReLU(inplace=True)]
-            for _ in range(m.convs_per_block - 1):
-                blocks += [nn.Conv2d(c_out, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.ReLU(inplace=True)]
-            c_in = c_out
-        self.encoder = nn.Sequential(*blocks)
-        h, w = m.height, m.width
-        for _ in m.channels:
-            h, w = (h + 1) // 2, (w + 1) // 2
+        extra = 2 if m.coord_channels else 0
+        if backbone is not None:  # features of a frozen encoder: a 1x1 convolution reads each cell
+            c_in = m.channels[-1]
+            self.encoder = nn.Sequential(nn.Conv2d(backbone.channels + extra, c_in, 1), nn.GroupNorm(8, c_in),
+                                         nn.ReLU(inplace=True))
+            h, w = backbone.size
+        else:
+            blocks, c_in = [], 3 + extra
+            for c_out in m.channels:
+                blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.ReLU(inplace=True)]
+                for _ in range(m.convs_per_block - 1):
+                    blocks += [nn.Conv2d(c_out, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.ReLU(inplace=True)]
+                c_in = c_out
+            self.encoder = nn.Sequential(*blocks)
+            h, w = m.height, m.width
+            for _ in m.channels:
+                h, w = (h + 1) // 2, (w + 1) // 2
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(c_in * h * w, m.hidden), nn.ReLU(inplace=True),
                                   nn.Linear(m.hidden, m.slots * layout.size))
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, m.height), torch.linspace(-1, 1, m.width), indexing="ij")
+        grid_h, grid_w = (h, w) if backbone is not None else (m.height, m.width)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, grid_h), torch.linspace(-1, 1, grid_w), indexing="ij")
         self.register_buffer("coords", torch.stack([xs, ys])[None], persistent=False)
+        self.reads_features = backbone is not None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, 3, H, W) in [0, 1] -> (B, K, slot vector)."""
-        x = images - 0.5
+        """images (B, 3, H, W) in [0, 1] (or, with a backbone, its feature maps) -> (B, K, slot vector)."""
+        x = images if self.reads_features else images - 0.5
         if self.config.coord_channels:
             x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
         flat, first, relu, last = self.head
@@ -229,6 +265,8 @@ def train(config: CnnSetConfig, data, output, resume: bool = False, progress: bo
     tc = config.train
     if tc.steps < 1 or tc.batch_size < 1:
         raise UserError("train.steps and train.batch_size must be at least 1")
+    if config.model.backbone_layer and not config.model.backbone:
+        raise UserError("model.backbone_layer needs model.backbone (imagenet-vgg16 or imagenet-alexnet)")
     output = Path(output)
     task, rows, folder = load_rows(data, tc.train_split, columns=["id", "task", "image", "objects"])
     check_resume(output, config, resume, FIXED_ON_RESUME)
@@ -236,8 +274,13 @@ def train(config: CnnSetConfig, data, output, resume: bool = False, progress: bo
     _threads(tc.threads)
     torch.manual_seed(tc.seed)
     layout = Layout(task)
-    model = CnnSet(config, layout)
+    backbone = FrozenBackbone(config) if config.model.backbone else None
+    model = CnnSet(config, layout, backbone)
     images = encode_images(rows, config.model.width, config.model.height)
+    if backbone is not None:  # the network's inputs are the frozen encoder's features, computed once
+        size = tc.batch_size
+        images = cached_features(backbone.encoder, backbone, backbone.recipe, folder, [r["id"] for r in rows],
+                                 lambda: (images[i:i + size] for i in range(0, len(images), size)), progress=progress)
     targets = encode_targets(rows, layout, config.model.loc_scale, config.model.slots)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
 
@@ -268,7 +311,7 @@ def train(config: CnnSetConfig, data, output, resume: bool = False, progress: bo
             order, cursor = torch.randperm(n, generator=generator), 0
         idx = order[cursor:cursor + tc.batch_size]
         cursor += tc.batch_size
-        batch = images[idx].float() / 255.0
+        batch = images[idx] if backbone is not None else images[idx].float() / 255.0
         outputs = model(batch)
         loss, parts = set_loss(outputs, [targets[i] for i in idx.tolist()], layout, config.loss)
         optimizer.zero_grad(set_to_none=True)
@@ -309,9 +352,10 @@ def load_model(checkpoint) -> tuple:
         raise UserError(f"{run} holds no trained weights ({WEIGHTS}); finish training it first")
     task = load_task(info["task"])
     layout = Layout(task)
-    model = CnnSet(config, layout)
+    backbone = FrozenBackbone(config) if config.model.backbone else None
+    model = CnnSet(config, layout, backbone)
     model.load_state_dict(load_file(str(run / WEIGHTS)))
-    return model.eval(), config, layout, task
+    return model.eval(), config, layout, task, backbone
 
 
 def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides=(), progress=True) -> dict:
@@ -322,7 +366,7 @@ def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     _, config, info = open_run(checkpoint, NAME, CnnSetConfig, overrides)
-    model, _, layout, task = load_model(checkpoint)
+    model, _, layout, task, backbone = load_model(checkpoint)
     data_task, rows, _ = load_rows(data, split, columns=["id", "task", "image"])
     check_task(info, data_task, data)
     todo, skipped = todo_rows(rows, Path(out), limit)
@@ -332,8 +376,9 @@ def predict(checkpoint, data, split, out, batch_size=None, limit=None, overrides
     with torch.no_grad(), tqdm(total=len(todo), desc=f"predict {split}", disable=not progress, unit="img") as bar:
         for start in range(0, len(todo), size):
             chunk = todo[start:start + size]
-            images = encode_images(chunk, config.model.width, config.model.height).float() / 255.0
-            programs = decode(model(images), layout, config, task)
+            images = encode_images(chunk, config.model.width, config.model.height)
+            inputs = backbone(images) if backbone is not None else images.float() / 255.0
+            programs = decode(model(inputs), layout, config, task)
             append_predictions(Path(out), [
                 {"id": r["id"], "program": format_program(p, task, precision=config.predict.precision)}
                 for r, p in zip(chunk, programs)])

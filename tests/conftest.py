@@ -38,3 +38,13 @@ def every_written_file_conforms(tmp_path_factory):
             if errors:
                 broken.append(f"{path.relative_to(root)}: {errors[0]}")
     assert not broken, f"{len(broken)} written file(s) break their schema: " + "; ".join(broken[:5])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def caches_in_the_session_folder(tmp_path_factory):
+    """igbench's caches (frozen-encoder features, render caches) go under the session's temporary folder,
+    not the user's ~/.cache, unless a test chooses its own."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("IGBENCH_CACHE", str(tmp_path_factory.mktemp("igbench-cache")))
+    yield
+    patch.undo()

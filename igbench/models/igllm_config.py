@@ -18,6 +18,9 @@ class VisionConfig:
     config: Optional[dict] = None  # when name is null: kwargs of AutoConfig.for_model (random init)
     layer: int = -2  # which hidden state: -2 is the penultimate layer
     drop_cls: bool = True  # keep patch features only
+    # imagenet-vgg16 / imagenet-alexnet (igbench.models.imagenet_encoder): which ReLU layer's cells are the
+    # patch tokens (null: relu4_3 / relu5); `layer` and `drop_cls` do not apply to them.
+    feature_layer: Optional[str] = None
     image_size: Optional[int] = None  # null: the encoder config's image_size
     image_mean: list[float] = field(default_factory=lambda: list(CLIP_MEAN))
     image_std: list[float] = field(default_factory=lambda: list(CLIP_STD))
@@ -87,11 +90,14 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 1000  # checkpoint (accelerate save_state) every K steps
     keep_checkpoints: int = 2  # older checkpoints are deleted; 0 keeps all
-    eval_every: int = 1000  # val evaluation every K steps; 0 turns it off
+    eval_every: int = 1000  # val evaluation every K steps; 0 turns it off (also logged to eval.csv)
     eval_samples: int = 64  # how many val samples each evaluation decodes
     train_split: str = "train"
     val_split: str = "val"
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    # A frozen encoder's patch tokens of the training split are computed once and cached
+    # (igbench.models.feature_cache); each step then runs only the projector, the LM and the heads.
+    feature_cache: bool = True
     stop_after: Optional[int] = None  # stop (with a checkpoint) at this step without changing the schedule
 
 

@@ -9,6 +9,8 @@ resume, the loop (accumulate, clip, step, log, checkpoint, evaluate), the final 
     checkpoints/step_000500/     accelerate save_state (trainable weights, optimizer, scheduler, RNG) + state.json
     model/trainable.safetensors  the final trained weights (projector, LoRA, heads)
     metrics.jsonl                one line per logged step and per evaluation
+    eval.csv                     one row per evaluation: step, parse rate, count and attribute accuracies,
+                                 position error, ... (the learning curve; rows past a resumed checkpoint dropped)
     eval/step_000500.jsonl       the val predictions of each evaluation (the scorer's format)
     logs/                        TensorBoard (and other trackers')
 """
@@ -24,7 +26,7 @@ import torch
 import yaml
 
 from igbench.config import to_dict
-from igbench.dataset import load_task_split
+from igbench.dataset import load_task_split, split_folder
 from igbench.errors import UserError
 from igbench.files import replaced_atomically, write_text_atomic
 from igbench.models.igllm_config import IGLLMConfig
@@ -87,7 +89,16 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
         model, tokenizer = igllm.build_model(config, task, output)
     image_size, num_image_tokens = igllm.vision_geometry(model, config)
     encoder = igllm.Encoder(config, task, tokenizer, image_size, num_image_tokens)
-    dataset = igllm.TrainingSet(train_rows, encoder, tc.seed)
+    vision_tokens = None
+    if tc.feature_cache and not config.model.vision.train:  # the main process fills the cache, the others read it
+        folder = split_folder(data, tc.train_split)
+        for turn in ("main", "others"):
+            if accelerator.is_main_process == (turn == "main"):
+                vision_tokens = igllm.cached_patch_tokens(accelerator.unwrap_model(model), encoder, train_rows, folder,
+                                                          config, progress and accelerator.is_main_process)
+            accelerator.wait_for_everyone()
+        train_rows = train_rows.remove_columns(["image"])
+    dataset = igllm.TrainingSet(train_rows, encoder, tc.seed, vision_tokens=vision_tokens)
     # Its own generator: starting an epoch's iterator draws a base seed, which from the global generator
     # would shift the dropout masks of a run resumed mid-epoch against an uninterrupted one.
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, shuffle=True, drop_last=False,
@@ -130,8 +141,9 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
         else:
             accelerator.load_state(str(latest), strict=False)
             step = checkpoint_step(latest)
-            if accelerator.is_main_process:
-                forget_after(output / "metrics.jsonl", step)  # lines a crashed run logged past its checkpoint
+            if accelerator.is_main_process:  # what a crashed run logged past its checkpoint
+                forget_after(output / "metrics.jsonl", step)
+                forget_rows_after(output / EVAL_CSV, step)
             say(f"igbench: resumed from {latest} at step {step}")
     if trackers:
         accelerator.init_trackers("igbench", config=flat_hparams(config))
@@ -172,11 +184,12 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
             bar.update(1)
             if step % tc.log_every == 0 or step == stop_at:
                 last = log_window(accelerator, window, step, scheduler, output, bar)
-            if step % tc.save_every == 0 or step == stop_at:
-                save_checkpoint(accelerator, output, step, tc.keep_checkpoints)
+            # evaluate before the checkpoint: a crash between the two re-runs the evaluation on resume
             if val_loader is not None and (step % tc.eval_every == 0 or step == tc.max_steps):
                 evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, val_rows, output, step)
                 model.train()
+            if step % tc.save_every == 0 or step == stop_at:
+                save_checkpoint(accelerator, output, step, tc.keep_checkpoints)
             if step >= stop_at:
                 break
     bar.close()
@@ -215,6 +228,45 @@ def forget_after(path: Path, step: int) -> None:
         return
     keep = [line for line in path.read_text().splitlines(keepends=True)
             if line.strip() and json.loads(line).get("step", 0) <= step]
+    write_text_atomic(path, "".join(keep))
+
+
+EVAL_CSV = "eval.csv"
+
+
+def append_row(path: Path, row: dict, columns: list[str]) -> None:
+    """Append one row to a CSV (header `columns` first, when the file is new), as one flushed write: a
+    crash leaves at most a partial last line, which `forget_rows_after` drops on resume. Columns are the
+    header's; a value the header lacks is left out, one the row lacks (nothing parsed yet) is empty."""
+    import csv
+    import io
+    import os
+
+    new = not path.exists() or path.stat().st_size == 0
+    header = list(columns) if new else next(csv.reader(open(path, newline="")))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+    if new:
+        writer.writeheader()
+    writer.writerow(row)
+    with open(path, "a", newline="") as f:
+        f.write(text.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def forget_rows_after(path: Path, step: int) -> None:
+    """Keep the header and the complete rows of steps up to `step` (a resumed run logs the rest again)."""
+    import csv
+
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines:
+        return
+    width = len(next(csv.reader(lines[:1])))
+    keep = [lines[0]] + [line for line in lines[1:] if line.endswith("\n")
+                         and len(fields := next(csv.reader([line]))) == width and int(fields[0]) <= step]
     write_text_atomic(path, "".join(keep))
 
 
@@ -282,6 +334,8 @@ def evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, v
         metrics = score_programs(predictions, references, task)
         with open(output / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": step, "eval": metrics}) + "\n")
+        columns = ["step", *HEADLINE, *(f"attr_acc_{name}" for name in task.categorical)]
+        append_row(output / EVAL_CSV, {"step": step, **metrics}, columns)
         accelerator.print(f"igbench: step {step} val: " + ", ".join(
             f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     accelerator.log({f"val/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=step)
