@@ -24,6 +24,8 @@ from igbench.files import write_json_atomic
 from igbench.scene import sample_id
 from igbench.task import Task, load_task
 
+PROGRAMS_AT_ONCE = 4096  # scenes sampled together by `--programs-only` (the CLEVR sampler's lockstep)
+
 # Keys that change what a sample is; a resumed run must agree on all of them.
 IDENTITY_KEYS = ("task", "split", "n", "seed", "resolution", "samples", "denoise", "depth", "shard_size", "rotation_rep",
                  "library", "from_clevr_scenes", "task_sha256")
@@ -124,18 +126,21 @@ def run_render(config: RenderConfig, progress: bool = True) -> RenderReport:
 def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool) -> RenderReport:
     """`--programs-only`: the sampled scenes as JSON lines, without rendering (and so without the
     visibility check: these are each sample's first candidate)."""
-    from igbench.generators import sample_scene
+    from igbench.generators import sample_scenes
     from igbench.program import format_program
 
     root.mkdir(parents=True, exist_ok=True)
     path = root / "programs.jsonl"
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        for index in _progress(range(config.n), config, config.n, progress, initial=0):
-            scene = sample_scene(task, config.split, index, config.seed)
-            row = scene.to_dict(task)
-            row["program"] = format_program(scene.program, task)
-            f.write(json.dumps(row) + "\n")
+    bar = _progress(None, config, config.n, progress, initial=0)
+    with open(tmp, "w") as f, bar:
+        for start in range(0, config.n, PROGRAMS_AT_ONCE):
+            for scene in sample_scenes(task, config.split, range(start, min(start + PROGRAMS_AT_ONCE, config.n)),
+                                       config.seed):
+                row = scene.to_dict(task)
+                row["program"] = format_program(scene.program, task)
+                f.write(json.dumps(row) + "\n")
+                bar.update(1)
     os.replace(tmp, path)
     return RenderReport(root, config.n, rendered=config.n)
 
