@@ -113,6 +113,7 @@ def load_split_dir(root: Path, task: Task, split: str) -> ReferenceSplit:
     import pyarrow.parquet as pq
 
     files = shard_files(root, split)
+    render_config = _verified_config(root, files)
     try:
         present = set(pq.read_schema(str(files[0])).names) if files else set()
         columns = META_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in present]
@@ -120,15 +121,21 @@ def load_split_dir(root: Path, task: Task, split: str) -> ReferenceSplit:
     except Exception as err:  # noqa: BLE001 - a damaged or foreign parquet file is the user's data problem
         raise UserError(f"cannot read the reference shards in {root / 'data'}: {str(err).splitlines()[0]}") from None
     rows = {row["id"]: row for row in sorted(table.to_pylist(), key=lambda r: r["id"])}
-    render_config = {}
-    config = root / "render_config.json"
-    if config.exists():
-        try:
-            render_config = json.loads(config.read_text())
-        except json.JSONDecodeError:
-            render_config = {}
     task = dataset_task(task, rows.values(), render_config, f"reference {root}")
     return ReferenceSplit(task, split, rows, root, fingerprint_files(files), render_config.get("render_settings"))
+
+
+def _verified_config(root: Path, files: list[Path]) -> dict:
+    """The split's render_config.json, its format and shards checked ({} for folders without one, such as a
+    Hub download)."""
+    from igbench.render.shards import check_format, read_config, verify_shards
+
+    if not (root / "render_config.json").exists():
+        return {}
+    saved = read_config(root)
+    check_format(saved, root / "render_config.json")
+    verify_shards(root, saved, files)
+    return saved
 
 
 def dataset_task(task: Task, rows, render_config: dict | None = None, where: str = "reference") -> Task:
