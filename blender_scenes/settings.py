@@ -35,7 +35,9 @@ class RenderSettings:
     # OIDN: ACCURATE denoises the albedo/normal guides before the image; FAST leaves grain on metal tops.
     denoise_prefilter: str = "ACCURATE"
     denoise_quality: str = "HIGH"        # OIDN network: HIGH, BALANCED or FAST
-    denoise_passes: str = "RGB_ALBEDO_NORMAL"  # OIDN guides: RGB, RGB_ALBEDO or RGB_ALBEDO_NORMAL
+    # OIDN guides: RGB, RGB_ALBEDO or RGB_ALBEDO_NORMAL. With the accurate prefilter each guide costs one more
+    # network pass; the normal guide bought nothing visible on CLEVR scenes for its ~1.2 CPU s (docs/performance.md).
+    denoise_passes: str = "RGB_ALBEDO"
     sampling_pattern: str = "BLUE_NOISE"  # ~1 dB better than TABULATED_SOBOL after the denoiser, same cost
     light_tree: bool = False      # three area lights: the tree costs ~14% per sample and buys ~0.5 dB
     # Off: Cycles' persistent data made a render depend on the scenes rendered before it in the session (so on

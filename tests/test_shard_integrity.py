@@ -135,3 +135,14 @@ def test_a_full_disk_is_one_line_keeps_finished_shards_and_the_rerun_completes(t
     assert "job 1/2 done" in rerun.stdout
     igbench("merge", str(root), "--out", str(tmp_path))
     assert datasets.load_dataset(str(root), split="ood").num_rows == 4
+
+
+def test_a_resume_refuses_pixels_of_other_render_settings(tmp_path):
+    """A split begun with another igbench's defaults (here: the OIDN guides of the earlier default) is not continued."""
+    root = tmp_path / "clevr" / "ood"
+    igbench(*render_args(tmp_path, 2))
+    saved = config(root)
+    saved["render_settings"]["denoise_passes"] = "RGB_ALBEDO_NORMAL"
+    (root / "render_config.json").write_text(json.dumps(saved))
+    one_line_error(igbench(*render_args(tmp_path, 2), check=False),
+                   "render_settings.denoise_passes: 'RGB_ALBEDO_NORMAL' -> 'RGB_ALBEDO'")

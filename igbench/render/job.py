@@ -312,7 +312,12 @@ def identity(saved: dict) -> dict:
     values = {"depth": False,  # splits rendered before --depth existed have none
               **saved["config"], "task_sha256": saved["task_sha256"], "rotation_rep": saved.get("rotation_rep"),
               "library": saved.get("library")}
-    return {key: values.get(key) for key in IDENTITY_KEYS}
+    keys = {key: values.get(key) for key in IDENTITY_KEYS}
+    # Every render setting that shapes the pixels (not where or on how many threads they were computed), so
+    # that a resume never mixes images of two settings, e.g. of two igbench versions' defaults.
+    settings = saved.get("render_settings") or {}
+    keys.update({f"render_settings.{k}": v for k, v in sorted(settings.items()) if k not in ("device", "threads")})
+    return keys
 
 
 def _check_folder(root: Path) -> None:
@@ -331,7 +336,7 @@ def _claim(root: Path, saved: dict) -> None:
         except (json.JSONDecodeError, KeyError, TypeError):
             raise UserError(f"{config_path} is damaged; move {root} away to render again") from None
         check_format(before, config_path)
-        changed = [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in IDENTITY_KEYS if mine[k] != theirs[k]]
+        changed = [f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in {**theirs, **mine} if mine.get(k) != theirs.get(k)]
         if changed:
             raise UserError(
                 f"{root} holds a render with other settings ({'; '.join(changed)}); "

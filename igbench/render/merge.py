@@ -13,7 +13,7 @@ from pathlib import Path
 from igbench.dataset import finished_shards, num_shards, split_dir
 from igbench.errors import UserError
 from igbench.files import atomic_folder, write_json_atomic
-from igbench.render.job import IDENTITY_KEYS, identity
+from igbench.render.job import identity
 from igbench.render.shards import check_format, verify_shards
 
 
@@ -25,7 +25,7 @@ def merge_parts(parts: list[str | Path], out: str | Path) -> Path:
     first = identity(configs[0])
     for part, saved in zip(parts[1:], configs[1:]):
         theirs = identity(saved)
-        changed = [f"{k}: {first[k]!r} vs {theirs[k]!r}" for k in IDENTITY_KEYS if theirs[k] != first[k]]
+        changed = [f"{k}: {first.get(k)!r} vs {theirs.get(k)!r}" for k in {**first, **theirs} if theirs.get(k) != first.get(k)]
         if changed:
             raise UserError(f"{part} was rendered with other settings than {parts[0]} ({'; '.join(changed)})")
     task, split, n, size = first["task"], first["split"], first["n"], first["shard_size"]
