@@ -22,7 +22,7 @@ SAMPLING_PATTERNS = ("AUTOMATIC", "TABULATED_SOBOL", "BLUE_NOISE", "BLUE_NOISE_F
 class RenderSettings:
     width: int = 480
     height: int = 320
-    samples: int = 4             # Cycles samples per pixel, then OpenImageDenoise (docs/performance.md)
+    samples: int = 3             # Cycles samples per pixel, then OpenImageDenoise (docs/performance.md)
     denoise: bool = True         # OpenImageDenoise on the final image
     device: str = "cpu"          # 'gpu' renders with Cycles on OptiX or CUDA
     threads: int = 0             # Cycles CPU threads; 0 lets Blender use every core
