@@ -24,7 +24,6 @@ session lives in a child process: this module never imports bpy.
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,8 @@ import numpy as np
 from igbench.baselines import common
 from igbench.dataset import load_rows
 from igbench.errors import UserError
+from igbench.metrics.image import blur_rgb, image_loss_map
+from igbench.render_settings import split_render_settings
 from igbench.score.predictions import append_predictions, todo_rows
 
 NAME = "render-compare"
@@ -85,19 +86,6 @@ class _ObjState:
     done: bool = False
 
 
-def image_loss_map(rgb: np.ndarray, target_blurred: np.ndarray, sigma: float) -> np.ndarray:
-    """Per-pixel squared error (summed over RGB) between blur(rgb) and an already blurred target."""
-    return ((blur(rgb, sigma) - target_blurred) ** 2).sum(axis=2)
-
-
-def blur(rgb: np.ndarray, sigma: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
-    img = np.asarray(rgb)
-    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
-    return gaussian_filter(img, sigma=(sigma, sigma, 0)) if sigma > 0 else img
-
-
 def object_window(obj, camera, task, margin: int) -> Optional[tuple[int, int, int, int]]:
     """(x0, y0, x1, y1) pixel box (exclusive) of an object's bounding box as the camera sees it, or None
     when it is off-screen or behind the camera."""
@@ -139,7 +127,7 @@ def refine_program(program, target_rgb: np.ndarray, camera, task, render, settin
         raise UserError(f"refine.budget must be at least 2 (the prediction and the result), got {settings.budget}")
     periods = {s: math.radians(d) for s, d in (task.spec.get("rotation_period_deg") or {}).items()}
     xy_range = (task.spec.get("sampling") or {}).get("xy_range", [-math.inf, math.inf])
-    target = blur(target_rgb, settings.blur)
+    target = blur_rgb(target_rgb, settings.blur)
     objects = list(program.objects)
     if not objects:
         return program, {"renders": 0, "loss_before": None, "loss_after": None, "accepted": 0, "kept": True}
@@ -228,21 +216,6 @@ def refine_program(program, target_rgb: np.ndarray, camera, task, render, settin
 # --------------------------------------------------------------------------------- the render process
 
 
-def render_settings(split_folder: Path, camera, device: str = "cpu", samples: Optional[int] = None):
-    """The split's own render settings (every field `render_config.json` saved, so that the true program
-    re-renders to the input image even after igbench's defaults change), at the camera's resolution, on
-    `device` (cpu | gpu), with `samples` Cycles samples when set."""
-    from igbench.render_settings import RenderSettings
-
-    saved = {}
-    path = Path(split_folder) / "render_config.json"
-    if path.exists():
-        saved = json.loads(path.read_text()).get("render_settings") or {}
-    overrides = {"samples": int(samples)} if samples else {}
-    return RenderSettings.from_dict(saved, width=camera.width, height=camera.height,
-                                    device=device, threads=0, depth=False, **overrides)
-
-
 # ------------------------------------------------------------------------------------- registry entry
 
 
@@ -279,7 +252,7 @@ def refine(config: RenderCompareConfig, base, data, split, out, limit=None, prog
             program = base.get(row["id"], Program())
             key = (camera.width, camera.height)
             if key not in renderers and program.objects:
-                settings = render_settings(folder, camera, config.predict.render_device, config.refine.samples)
+                settings = split_render_settings(folder, camera, config.predict.render_device, config.refine.samples)
                 renderers[key] = BlenderProcess(str(task.path), settings, "render-compare")
             renderer = renderers.get(key)
 

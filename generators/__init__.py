@@ -1,6 +1,7 @@
 """Scene samplers, one module per task family (pure Python and numpy; no Blender).
 
-A sampler implements `sample(task, split, index, seed) -> Scene` and nothing else. `sample_scene` derives
+A sampler implements `sample(task, split, index, seed) -> Scene` (and may add `sample_many(task, split,
+indices, seeds)`, the same scenes at once). `sample_scene` derives
 the seed: sample `index` of (task, split, base seed) is the same scene on any machine, in any order,
 with any number of workers. `attempt` counts re-draws after a failed visibility check.
 """
@@ -28,3 +29,13 @@ def sampler(task: Task):
 def sample_scene(task: Task, split: str, index: int, base_seed: int, attempt: int = 0) -> Scene:
     seed = scene_seed(task.name, split, index, base_seed, attempt)
     return sampler(task).sample(task, split, index, seed)
+
+
+def sample_scenes(task: Task, split: str, indices, base_seed: int) -> list[Scene]:
+    """[sample_scene(task, split, i, base_seed) for i in indices], through the sampler's `sample_many`
+    where it has one (the CLEVR sampler does: the same scenes, many times faster)."""
+    module = sampler(task)
+    seeds = [scene_seed(task.name, split, i, base_seed) for i in indices]
+    if hasattr(module, "sample_many"):
+        return module.sample_many(task, split, indices, seeds)
+    return [module.sample(task, split, i, seed) for i, seed in zip(indices, seeds)]

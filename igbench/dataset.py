@@ -4,7 +4,9 @@ Layout of one split, `OUT/<task>/<split>/`:
 
     data/<split>-00000-of-00004.parquet   finished shards (HF's sharded naming, so load_dataset finds the split)
     staging/                              finished samples not yet in a shard (one PNG pair + JSON each)
-    render_config.json                    the command's typed config, versions, and the task file's hash
+    render_config.json                    the command's typed config, versions, the task file's hash,
+                                          format_version and each finished shard's size and SHA-256
+    locks/<k>.lock                        held by the render writing parquet file k (pid and host inside)
 
 Load a split with the standard API:
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from igbench.dataset import SHARD_PATTERN, finished_shards, num_shards
 from igbench.errors import UserError
 from igbench.files import atomic_folder
+from igbench.shards import check_format, verify_shards
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -71,7 +72,10 @@ def find_splits(data: Path) -> list[SplitFolder]:
                 f"split {folder} is incomplete ({len(have)} of {total} parquet files); "
                 "finish it (rerun the render) or merge its jobs first"
             )
-        splits.append(SplitFolder(folder, saved))
+        check_format(saved, folder / "render_config.json")
+        split = SplitFolder(folder, saved)
+        verify_shards(folder, saved, split.files)
+        splits.append(split)
     tasks = {s.task for s in splits}
     if len(tasks) > 1:
         raise UserError(f"{data} mixes tasks {sorted(tasks)}; push one task per repo")

@@ -22,7 +22,7 @@ SAMPLING_PATTERNS = ("AUTOMATIC", "TABULATED_SOBOL", "BLUE_NOISE", "BLUE_NOISE_F
 class RenderSettings:
     width: int = 480
     height: int = 320
-    samples: int = 4             # Cycles samples per pixel, then OpenImageDenoise (docs/performance.md)
+    samples: int = 3             # Cycles samples per pixel, then OpenImageDenoise (docs/performance.md)
     denoise: bool = True         # OpenImageDenoise on the final image
     device: str = "cpu"          # 'gpu' renders with Cycles on OptiX or CUDA
     threads: int = 0             # Cycles CPU threads; 0 lets Blender use every core
@@ -35,7 +35,9 @@ class RenderSettings:
     # OIDN: ACCURATE denoises the albedo/normal guides before the image; FAST leaves grain on metal tops.
     denoise_prefilter: str = "ACCURATE"
     denoise_quality: str = "HIGH"        # OIDN network: HIGH, BALANCED or FAST
-    denoise_passes: str = "RGB_ALBEDO_NORMAL"  # OIDN guides: RGB, RGB_ALBEDO or RGB_ALBEDO_NORMAL
+    # OIDN guides: RGB, RGB_ALBEDO or RGB_ALBEDO_NORMAL. With the accurate prefilter each guide costs one more
+    # network pass; the normal guide bought nothing visible on CLEVR scenes for its ~1.2 CPU s (docs/performance.md).
+    denoise_passes: str = "RGB_ALBEDO"
     sampling_pattern: str = "BLUE_NOISE"  # ~1 dB better than TABULATED_SOBOL after the denoiser, same cost
     light_tree: bool = False      # three area lights: the tree costs ~14% per sample and buys ~0.5 dB
     # Off: Cycles' persistent data made a render depend on the scenes rendered before it in the session (so on
@@ -101,3 +103,19 @@ def parse_resolution(text: str) -> tuple[int, int]:
     if not match or int(match[1]) < 1 or int(match[2]) < 1 or max(int(match[1]), int(match[2])) > 16384:
         raise UserError(f"bad resolution '{text}': expected WIDTHxHEIGHT, e.g. 480x320")
     return int(match[1]), int(match[2])
+
+
+def split_render_settings(split_folder, camera, device: str = "cpu", samples: int | None = None):
+    """The split's own render settings (every field `render_config.json` saved, so that the true program
+    re-renders to the input image even after igbench's defaults change), at the camera's resolution, on
+    `device` (cpu | gpu), with `samples` Cycles samples when set."""
+    import json
+    from pathlib import Path
+
+    saved = {}
+    path = Path(split_folder) / "render_config.json"
+    if path.exists():
+        saved = json.loads(path.read_text()).get("render_settings") or {}
+    overrides = {"samples": int(samples)} if samples else {}
+    return RenderSettings.from_dict(saved, width=camera.width, height=camera.height,
+                                    device=device, threads=0, depth=False, **overrides)

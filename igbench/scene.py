@@ -33,8 +33,8 @@ class Camera:
     def look_at(cls, location, target, focal_mm: float, sensor_width_mm: float, width: int, height: int) -> Camera:
         location, target = np.asarray(location, float), np.asarray(target, float)
         forward = _unit(target - location)
-        right = _unit(np.cross(forward, [0.0, 0.0, 1.0]))
-        down = np.cross(forward, right)
+        right = _unit(_cross(forward, [0.0, 0.0, 1.0]))
+        down = _cross(forward, right)
         rotation = np.stack([right, down, forward])
         world_to_camera = np.eye(4)
         world_to_camera[:3, :3] = rotation
@@ -167,5 +167,11 @@ def _unit(v) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def _cross(a, b) -> np.ndarray:
+    """np.cross of two 3-vectors, the same products and differences without its general-case overhead."""
+    (a0, a1, a2), (b0, b1, b2) = np.asarray(a, float).tolist(), np.asarray(b, float).tolist()
+    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+
+
 def _tuples(matrix) -> tuple[tuple[float, ...], ...]:
-    return tuple(tuple(float(x) for x in row) for row in np.asarray(matrix, float))
+    return tuple(map(tuple, np.asarray(matrix, float).tolist()))

@@ -72,10 +72,13 @@ def test_render_config_carries_a_format_version_and_the_schema_catches_breakage(
     path = tmp_path / "dot2d" / "ood" / "render_config.json"
     conforms(path)
     saved = json.loads(path.read_text())
-    assert saved["format_version"] == 1
+    from igbench.shards import FORMAT_VERSION
+
+    assert saved["format_version"] == FORMAT_VERSION == 2 and len(saved["shards"]) == 1
     for damage in (lambda s: s.pop("format_version"), lambda s: s.update(format_version="1"),
                    lambda s: s["render_settings"].update(width=0), lambda s: s.update(task_sha256="abc"),
-                   lambda s: s["config"].pop("split")):
+                   lambda s: s["config"].pop("split"),
+                   lambda s: next(iter(s["shards"].values())).update(sha256="not a digest")):
         broken = copy.deepcopy(saved)
         damage(broken)
         assert validation_errors(broken, "render_config"), damage

@@ -157,7 +157,7 @@ def test_refinement_loss_is_the_image_loss_of_the_render(data, tmp_path):
     from PIL import Image
 
     from igbench.baselines.common import reference_program
-    from igbench.baselines.render_compare import blur, image_loss_map
+    from igbench.metrics.image import blur_rgb, image_loss_map
     from igbench.dataset import load_rows
     from igbench.models.vlm_run import Refiner, load_config
     from igbench.program import Program
@@ -171,7 +171,7 @@ def test_refinement_loss_is_the_image_loss_of_the_render(data, tmp_path):
         for program in (reference_program(row, task), Program()):
             rgb, error = refiner.render(row, program)
             assert error is None
-            losses.append(float(image_loss_map(rgb, blur(target, 1.0), 1.0).mean()))
+            losses.append(float(image_loss_map(rgb, blur_rgb(target, 1.0), 1.0).mean()))
     finally:
         refiner.close()
     assert losses[0] < 0.2 * losses[1]

@@ -117,3 +117,20 @@ def flip(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         out.append(flip_evaluator.evaluate(np.ascontiguousarray(ref, np.float32), np.ascontiguousarray(test, np.float32),
                                            "LDR", applyMagma=False)[1])
     return np.asarray(out, float)
+
+
+# Render-and-compare's image loss (numpy): what refiners minimise between a render and the input image.
+
+
+def image_loss_map(rgb: np.ndarray, target_blurred: np.ndarray, sigma: float) -> np.ndarray:
+    """Per-pixel squared error (summed over RGB) between blur_rgb(rgb) and an already blurred target."""
+    return ((blur_rgb(rgb, sigma) - target_blurred) ** 2).sum(axis=2)
+
+
+def blur_rgb(rgb: np.ndarray, sigma: float) -> np.ndarray:
+    """An RGB image (uint8 or float) as float32 in [0, 1], Gaussian-blurred in x and y by `sigma` pixels."""
+    from scipy.ndimage import gaussian_filter
+
+    img = np.asarray(rgb)
+    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
+    return gaussian_filter(img, sigma=(sigma, sigma, 0)) if sigma > 0 else img

@@ -281,16 +281,16 @@ class Refiner:
         self.task, self.folder, self.split, self.config = task, folder, split, config
         self.renderers: dict = {}
 
-    def render(self, row: dict, program) -> tuple[Optional["np.ndarray"], Optional[str]]:
-        from igbench.baselines.render_compare import render_settings
+    def render(self, row: dict, program) -> tuple[Optional[object], Optional[str]]:
         from igbench.render.child import BlenderProcess
+        from igbench.render_settings import split_render_settings
         from igbench.scene import Camera, Light, Scene
 
         camera = Camera.from_dict(row["camera"])
         key = (camera.width, camera.height)
         if key not in self.renderers:
             p = self.config.predict
-            settings = render_settings(self.folder, camera, p.render_device, p.render_samples)
+            settings = split_render_settings(self.folder, camera, p.render_device, p.render_samples)
             self.renderers[key] = BlenderProcess(str(self.task.path), settings, "refinement")
         scene = Scene(self.task.name, self.split, int(row["index"]), int(row["seed"]), program, camera,
                       [Light.from_dict(x) for x in row["lights"]])
@@ -303,8 +303,9 @@ class Refiner:
         import numpy as np
         from PIL import Image
 
-        from igbench.baselines.render_compare import blur, image_loss_map
+        from igbench.metrics.image import blur_rgb, image_loss_map
         from igbench.models.vlm_prompt import refine_conversation, side_by_side
+
         sigma = self.config.predict.blur
         targets = []
         for png in images:
@@ -320,7 +321,7 @@ class Refiner:
                 last["seconds"] = round(last["seconds"] + time.perf_counter() - tick, 4)
                 last["renders"] = 1
                 last["parse_errors"] = parsed.details
-                last["loss"] = None if rgb is None else float(image_loss_map(rgb, blur(target, sigma), sigma).mean())
+                last["loss"] = None if rgb is None else float(image_loss_map(rgb, blur_rgb(target, sigma), sigma).mean())
                 if error:
                     last["render_error"] = error
                 if rgb is None:

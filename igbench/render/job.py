@@ -20,9 +20,13 @@ from igbench import __version__
 from igbench.render_settings import RenderSettings, parse_resolution
 from igbench.dataset import finished_shards, num_shards, shard_path, split_dir, write_shard
 from igbench.errors import UserError
-from igbench.files import replaced_atomically, write_json_atomic
+from igbench.files import replaced_atomically
+from igbench.shards import (DISK_FULL, FORMAT_VERSION, WriterLocks, check_format, damage, file_record, forget_shard,
+                                   is_disk_full, read_config, record_shard, write_config)
 from igbench.scene import sample_id
 from igbench.task import Task, load_task
+
+PROGRAMS_AT_ONCE = 4096  # scenes sampled together by `--programs-only` (the CLEVR sampler's lockstep)
 
 # Keys that change what a sample is; a resumed run must agree on all of them.
 IDENTITY_KEYS = ("task", "split", "n", "seed", "resolution", "samples", "denoise", "depth", "shard_size", "rotation_rep",
@@ -103,38 +107,43 @@ def run_render(config: RenderConfig, progress: bool = True) -> RenderReport:
     if config.programs_only:
         return write_programs(task, config, root, progress)
     saved = _saved_config(config, task, settings)
-    _claim(root, saved)
-    staging, data = root / "staging", root / "data"
-    staging.mkdir(exist_ok=True)
-    data.mkdir(exist_ok=True)
-    total = num_shards(config.n, config.shard_size)
-    shards = _ShardTracker(task, config, root, total)
-    mine = [i for k in my_files(config) for i in shards.file_range(k)]
-    report = RenderReport(root, len(mine), already_done=sum(i in shards.done for i in mine))
-    todo = [i for i in mine if i not in shards.done]
-    if todo:
-        _render_indices(todo, task, config, settings, root, shards, report, progress)
-    shards.flush()
-    if len(shards.finished) == total:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(root / "logs", ignore_errors=True)  # worker logs matter only while samples fail
+    _check_folder(root)
+    with WriterLocks(root, my_files(config)):  # before anything is written: a second writer changes nothing
+        _claim(root, saved)
+        staging, data = root / "staging", root / "data"
+        staging.mkdir(exist_ok=True)
+        data.mkdir(exist_ok=True)
+        total = num_shards(config.n, config.shard_size)
+        shards = _ShardTracker(task, config, root, total)
+        mine = [i for k in my_files(config) for i in shards.file_range(k)]
+        report = RenderReport(root, len(mine), already_done=sum(i in shards.done for i in mine))
+        todo = [i for i in mine if i not in shards.done]
+        if todo:
+            _render_indices(todo, task, config, settings, root, shards, report, progress)
+        shards.flush()
+        if len(finished_shards(root, config.split, total)) == total:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(root / "logs", ignore_errors=True)  # worker logs matter only while samples fail
     return report
 
 
 def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool) -> RenderReport:
     """`--programs-only`: the sampled scenes as JSON lines, without rendering (and so without the
     visibility check: these are each sample's first candidate)."""
-    from igbench.generators import sample_scene
+    from igbench.generators import sample_scenes
     from igbench.program import format_program
 
     root.mkdir(parents=True, exist_ok=True)
     path = root / "programs.jsonl"
-    with replaced_atomically(path) as tmp, open(tmp, "w") as f:
-        for index in _progress(range(config.n), config, config.n, progress, initial=0):
-            scene = sample_scene(task, config.split, index, config.seed)
-            row = scene.to_dict(task)
-            row["program"] = format_program(scene.program, task)
-            f.write(json.dumps(row) + "\n")
+    bar = _progress(None, config, config.n, progress, initial=0)
+    with replaced_atomically(path) as tmp, open(tmp, "w") as f, bar:
+        for start in range(0, config.n, PROGRAMS_AT_ONCE):
+            for scene in sample_scenes(task, config.split, range(start, min(start + PROGRAMS_AT_ONCE, config.n)),
+                                       config.seed):
+                row = scene.to_dict(task)
+                row["program"] = format_program(scene.program, task)
+                f.write(json.dumps(row) + "\n")
+                bar.update(1)
     return RenderReport(root, config.n, rendered=config.n)
 
 
@@ -176,6 +185,9 @@ def _render_indices(todo, task, config, settings, root, shards, report, progress
         bar.update(1)
 
     def failed(index: int, reason: str) -> None:
+        if any(os.strerror(code) in reason for code in DISK_FULL):  # every other sample would fail alike
+            raise UserError(f"disk full while staging {sample_id(task.name, config.split, index)} ({reason}); the "
+                            f"finished shards are intact: free some space and rerun the same command")
         report.failed[sample_id(task.name, config.split, index)] = reason
         bar.write(f"failed {sample_id(task.name, config.split, index)}: {reason}")
 
@@ -199,9 +211,23 @@ class _ShardTracker:
     def __init__(self, task: Task, config: RenderConfig, root: Path, total: int):
         self.task, self.config, self.root, self.total = task, config, root, total
         self.staging = root / "staging"
-        for leftover in [*self.staging.glob("*.tmp"), *(root / "data").glob("*.tmp")]:
-            leftover.unlink()
-        self.finished = finished_shards(root, config.split, total)
+        mine = set(my_files(config))  # other jobs may be writing the folder's other files
+        for leftover in self.staging.glob("*.tmp"):
+            if int(leftover.name.split(".")[0]) // config.shard_size in mine:
+                leftover.unlink()
+        for k in mine:
+            for leftover in (root / "data").glob(self._path(k).name + ".*"):  # .partial, .partial.tmp
+                leftover.unlink()
+        self.finished = finished_shards(root, config.split, total) & mine
+        records = read_config(root).get("shards", {})
+        for k in sorted(self.finished):
+            path = self._path(k)
+            why = damage(path, records.get(path.name))
+            if why:  # truncated, changed or never recorded: render it again (its staged samples are gone)
+                print(f"re-rendering damaged shard {path} ({why})", file=sys.stderr)
+                path.unlink()
+                forget_shard(root, path.name)
+                self.finished.discard(k)
         for k in self.finished:  # a crash between writing a shard and clearing its staged files
             for index in self.file_range(k):
                 self._unstage(index)
@@ -225,11 +251,30 @@ class _ShardTracker:
         from igbench.render.staging import load_staged
 
         rows = [load_staged(self.staging, i) for i in self.file_range(k)]
-        write_shard(rows, self.task, shard_path(self.root, self.config.split, k, self.total))
+        path = self._path(k)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            write_shard(rows, self.task, partial)
+            # Recorded before it takes its name: a crash in between leaves a record without a file, and
+            # the staged samples, from which a rerun writes the shard again.
+            record_shard(self.root, path.name, file_record(partial))
+            os.replace(partial, path)
+        except OSError as err:
+            for leftover in self.root.glob(f"data/{partial.name}*"):
+                leftover.unlink()
+            if is_disk_full(err):
+                kept = len(finished_shards(self.root, self.config.split, self.total))
+                raise UserError(f"disk full while writing {path} ({err.strerror or str(err).splitlines()[0]}); the "
+                                f"{kept} shard(s) finished before are intact: free some space and "
+                                "rerun the same command") from None
+            raise
         self.finished.add(k)
         for index in self.file_range(k):
             self._unstage(index)
             self.staged.discard(index)
+
+    def _path(self, k: int) -> Path:
+        return shard_path(self.root, self.config.split, k, self.total)
 
     def _unstage(self, index: int) -> None:
         from igbench.render.staging import staged_paths
@@ -251,12 +296,12 @@ def _saved_config(config: RenderConfig, task: Task, settings: RenderSettings) ->
     except PackageNotFoundError:
         blender = None
     return {
-        "format_version": 1,
         "config": asdict(config),
         "task_sha256": hashlib.sha256(task.path.read_bytes()).hexdigest(),
         "rotation_rep": task.rotation_rep,
         "library": task.library.fingerprint if task.library is not None else None,
         "render_settings": settings.to_dict(),
+        "format_version": FORMAT_VERSION,
         "versions": {"igbench": __version__, "bpy": blender, "python": platform.python_version()},
         "command": " ".join(["igbench", *sys.argv[1:]]) if sys.argv else "",
     }
@@ -266,7 +311,18 @@ def identity(saved: dict) -> dict:
     values = {"depth": False,  # splits rendered before --depth existed have none
               **saved["config"], "task_sha256": saved["task_sha256"], "rotation_rep": saved.get("rotation_rep"),
               "library": saved.get("library")}
-    return {key: values.get(key) for key in IDENTITY_KEYS}
+    keys = {key: values.get(key) for key in IDENTITY_KEYS}
+    # Every render setting that shapes the pixels (not where or on how many threads they were computed), so
+    # that a resume never mixes images of two settings, e.g. of two igbench versions' defaults.
+    settings = saved.get("render_settings") or {}
+    keys.update({f"render_settings.{k}": v for k, v in sorted(settings.items()) if k not in ("device", "threads")})
+    return keys
+
+
+def _check_folder(root: Path) -> None:
+    if (root.exists() and not (root / "render_config.json").exists()
+            and any(p.name not in ("programs.jsonl", "locks") for p in root.iterdir())):
+        raise UserError(f"{root} exists and is not an igbench render; choose another --out")
 
 
 def _claim(root: Path, saved: dict) -> None:
@@ -278,16 +334,15 @@ def _claim(root: Path, saved: dict) -> None:
             mine, theirs = identity(saved), identity(before)
         except (json.JSONDecodeError, KeyError, TypeError):
             raise UserError(f"{config_path} is damaged; move {root} away to render again") from None
-        changed = [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in IDENTITY_KEYS if mine[k] != theirs[k]]
+        check_format(before, config_path)
+        changed = [f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in {**theirs, **mine} if mine.get(k) != theirs.get(k)]
         if changed:
             raise UserError(
                 f"{root} holds a render with other settings ({'; '.join(changed)}); "
                 "rerun with the same settings to resume, or choose another --out"
             )
-    elif root.exists() and any(p.name != "programs.jsonl" for p in root.iterdir()):
-        raise UserError(f"{root} exists and is not an igbench render; choose another --out")
     root.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(config_path, saved)
+    write_config(root, saved)
 
 
 def _check_writable(out: Path) -> None:

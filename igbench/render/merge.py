@@ -13,7 +13,8 @@ from pathlib import Path
 from igbench.dataset import finished_shards, num_shards, split_dir
 from igbench.errors import UserError
 from igbench.files import atomic_folder, write_json_atomic
-from igbench.render.job import IDENTITY_KEYS, identity
+from igbench.render.job import identity
+from igbench.shards import check_format, verify_shards
 
 
 def merge_parts(parts: list[str | Path], out: str | Path) -> Path:
@@ -24,7 +25,7 @@ def merge_parts(parts: list[str | Path], out: str | Path) -> Path:
     first = identity(configs[0])
     for part, saved in zip(parts[1:], configs[1:]):
         theirs = identity(saved)
-        changed = [f"{k}: {first[k]!r} vs {theirs[k]!r}" for k in IDENTITY_KEYS if theirs[k] != first[k]]
+        changed = [f"{k}: {first.get(k)!r} vs {theirs.get(k)!r}" for k in {**first, **theirs} if theirs.get(k) != first.get(k)]
         if changed:
             raise UserError(f"{part} was rendered with other settings than {parts[0]} ({'; '.join(changed)})")
     task, split, n, size = first["task"], first["split"], first["n"], first["shard_size"]
@@ -35,6 +36,10 @@ def merge_parts(parts: list[str | Path], out: str | Path) -> Path:
             if k in owner:
                 raise UserError(f"overlapping shards: parquet file {k} is in both {owner[k]} and {part}")
             owner[k] = part
+    for part, saved in zip(parts, configs):
+        mine = [Path(part).resolve() / "data" / f"{split}-{k:05d}-of-{total:05d}.parquet"
+                for k, p in owner.items() if p == Path(part).resolve()]
+        verify_shards(Path(part), saved, mine)
     missing = [k for k in range(total) if k not in owner]
     if missing:
         ranges = ", ".join(f"{k} (samples {k * size}-{min((k + 1) * size, n) - 1})" for k in missing[:5])
@@ -53,6 +58,9 @@ def merge_parts(parts: list[str | Path], out: str | Path) -> Path:
         merged = dict(configs[0])
         merged["config"] = {**merged["config"], "shard": "0/1", "out": str(Path(out))}
         merged["merged_from"] = [str(Path(p).resolve()) for p in parts]
+        records = {Path(p).resolve(): saved.get("shards", {}) for p, saved in zip(parts, configs)}
+        merged["shards"] = {name: records[part][name] for k, part in owner.items()
+                            for name in [f"{split}-{k:05d}-of-{total:05d}.parquet"]}
         write_json_atomic(tmp / "render_config.json", merged)
     return dest
 
@@ -62,9 +70,11 @@ def _read_config(part: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{part} is not an igbench render folder (no render_config.json)")
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise UserError(f"{path} is damaged") from None
+    check_format(saved, path)
+    return saved
 
 
 def _tidy(root: Path) -> None:

@@ -96,16 +96,23 @@ def find_split_dir(data: Path, task: str, split: str) -> Path:
 
 def load_split_dir(root: Path, task: Task, split: str) -> ReferenceSplit:
     files = shard_files(root, split)
+    render_config = _verified_config(root, files)
     rows = {row["id"]: row for row in read_rows(root, split, META_COLUMNS, optional=tuple(OPTIONAL_COLUMNS), required=())}
-    render_config = {}
-    config = root / "render_config.json"
-    if config.exists():
-        try:
-            render_config = json.loads(config.read_text())
-        except json.JSONDecodeError:
-            render_config = {}
     task = dataset_task(task, rows.values(), render_config, f"reference {root}")
     return ReferenceSplit(task, split, rows, root, fingerprint_files(files), render_config.get("render_settings"))
+
+
+def _verified_config(root: Path, files: list[Path]) -> dict:
+    """The split's render_config.json, its format and shards checked ({} for folders without one, such as a
+    Hub download)."""
+    from igbench.shards import check_format, read_config, verify_shards
+
+    if not (root / "render_config.json").exists():
+        return {}
+    saved = read_config(root)
+    check_format(saved, root / "render_config.json")
+    verify_shards(root, saved, files)
+    return saved
 
 
 def dataset_task(task: Task, rows, render_config: dict | None = None, where: str = "reference") -> Task:

@@ -1,0 +1,111 @@
+"""numpy Generator draws replayed from the bit generator's raw output, drawn in bulk.
+
+`rng.choice(list)`, `rng.integers(0, n)` and `rng.uniform(low, high)` cost a few microseconds per call
+in numpy's argument handling, against a few nanoseconds for the bits; a sampler that rejects hundreds of
+candidates per scene spends nearly all its time there. `DrawStream` takes over a PCG64 Generator and
+produces the values those calls would have produced, bit for bit and in the same order, from
+`random_raw` blocks:
+
+- a double is `(raw >> 11) * 2**-53` (numpy's `next_double`); `uniform(low, high)` is
+  `low + (high - low) * double`;
+- `integers(0, n)` (and `choice` of n items without `p`, which calls it) is Lemire's bounded draw on a
+  32-bit word (numpy's `buffered_bounded_lemire_uint32`); PCG64 hands out 32-bit words as the low half
+  of a fresh raw value, keeping the high half for the next 32-bit request (the `has_uint32`/`uinteger`
+  of its state), while doubles always take a fresh raw value.
+
+The Generator must not be drawn from once a stream has taken it over (the stream reads ahead).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+UNIT = 2.0**-53
+LOW32 = 0xFFFFFFFF
+BLOCK = 256  # raw values fetched per refill
+
+
+class DrawStream:
+    def __init__(self, rng: np.random.Generator):
+        bitgen = rng.bit_generator
+        if not isinstance(bitgen, np.random.PCG64):
+            raise TypeError(f"DrawStream replays PCG64 (numpy's default), not {type(bitgen).__name__}")
+        state = bitgen.state
+        self._bitgen = bitgen
+        self._has_half = bool(state["has_uint32"])
+        self._half = int(state["uinteger"])
+        self.raw = np.empty(0, np.uint64)  # raw values fetched so far; self.pos is the next unused one
+        self._raw_list: list[int] = []
+        self.pos = 0
+
+    def _fetch(self, count: int) -> None:
+        """Make sure raw[pos:pos + count] exists."""
+        if self.pos + count > len(self._raw_list):
+            more = self._bitgen.random_raw(max(BLOCK, count))
+            self.raw = np.concatenate([self.raw[self.pos:], more])
+            self._raw_list = self._raw_list[self.pos:] + more.tolist()
+            self.pos = 0
+
+    def next_raw(self) -> int:
+        if self.pos >= len(self._raw_list):
+            self._fetch(1)
+        value = self._raw_list[self.pos]
+        self.pos += 1
+        return value
+
+    def uint32(self) -> int:
+        if self._has_half:
+            self._has_half = False
+            return self._half
+        value = self.next_raw()
+        self._has_half, self._half = True, value >> 32
+        return value & LOW32
+
+    def double(self) -> float:
+        return (self.next_raw() >> 11) * UNIT
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * self.double()
+
+    def below(self, n: int) -> int:
+        """`rng.integers(0, n)`: Lemire's method, rejecting the few words that would bias the result."""
+        if n == 1:
+            return 0  # numpy draws nothing for a range of one value
+        m = self.uint32() * n
+        if (m & LOW32) < n:
+            threshold = (LOW32 - (n - 1)) % n
+            while (m & LOW32) < threshold:
+                m = self.uint32() * n
+        return m >> 32
+
+    def choice(self, items):
+        return items[self.below(len(items))]
+
+
+_LAYOUTS: dict[tuple[bool, int], tuple] = {}
+
+
+def try_layout(has_half: bool, count: int):
+    """Where `count` repeats of `integers(0, n)` + `uniform(low, high, 2)` take their bits, from a stream
+    position with (has_half) or without a cached 32-bit half: per try, the raw offset of its 32-bit word
+    and whether it is that value's high half (offset 0 with has_half: the cached one), and the raw offsets
+    of its two doubles. Valid when n is a power of two (Lemire's draw then never rejects a word)."""
+    key = (has_half, count)
+    if key not in _LAYOUTS:
+        offsets, halves, xs, ys = [], [], [], []
+        pos, half = 0, has_half
+        last = -1  # raw offset whose high half is cached (-1: the stream's own cached half)
+        for _ in range(count):
+            if half:
+                offsets.append(max(last, 0))
+                halves.append(True)
+                half = False
+            else:
+                offsets.append(pos)
+                halves.append(False)
+                last, half = pos, True
+                pos += 1
+            xs.append(pos)
+            ys.append(pos + 1)
+            pos += 2
+        _LAYOUTS[key] = tuple(np.array(a) for a in (offsets, halves, xs, ys))
+    return _LAYOUTS[key]
