@@ -210,6 +210,7 @@ def test_render_compare_reduces_the_position_error_of_perturbed_predictions(data
     assert after["count_acc"] == 1.0 and min(after["attr_acc"].values()) == 1.0  # only positions move
 
 
+@pytest.mark.blender
 def test_render_compare_refines_and_does_not_train(data, tmp_path, capsys):
     assert cli("refine", "--base", str(tmp_path / "nowhere.jsonl"), "--data", str(data), "--split", "val",
                "--out", str(tmp_path / "x.jsonl")) == 2

@@ -60,12 +60,14 @@ def test_encoder_refuses_unknown_layers_and_foreign_normalisation():
         check_normalisation("imagenet-vgg16", [0.481, 0.458, 0.408], [0.269, 0.261, 0.276], "model.vision")
 
 
+@pytest.mark.blender
 def test_igllm_refuses_the_imagenet_encoder_with_clip_normalisation(data, tmp_path):
     code = cli("train", "--model", "igllm", "--data", str(data), "--config", "tiny-vgg16", "--output",
                str(tmp_path / "run"), "--quiet", "model.vision.image_mean=[0.48,0.45,0.40]")
     assert code == 2
 
 
+@pytest.mark.blender
 def test_feature_cache_returns_a_fresh_forward_pass_and_invalidates_on_size_or_split(data, tmp_path):
     from igbench.dataset import load_task_split, split_folder
     from igbench.models.igllm import ImageProcessor, patch_tokens
@@ -103,6 +105,7 @@ def test_feature_cache_returns_a_fresh_forward_pass_and_invalidates_on_size_or_s
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.blender
 def test_feature_cache_leaves_no_entry_when_the_computation_dies(data, tmp_path):
     from igbench.dataset import split_folder
 
@@ -171,6 +174,7 @@ def test_igllm_on_the_cached_encoder_learns_and_logs_resume_safe_validation_curv
     assert losses[-1] < 0.75 * losses[0]
 
 
+@pytest.mark.blender
 def test_numeric_flag_overrides_the_preset_and_refuses_contradictions(data, tmp_path, capsys):
     from igbench.cli.train import with_numeric
     from igbench.config import load_config

@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import datasets
+import pytest
 from cli_support import igbench, one_line_error
 
 from igbench.shards import FORMAT_VERSION, file_record
+
+pytestmark = pytest.mark.blender  # every test here renders with Blender
 
 TINY = ["--resolution", "32x24", "--samples", "1", "--quiet"]
 
