@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -31,11 +32,12 @@ def sample_scene(task: Task, split: str, index: int, base_seed: int, attempt: in
     return sampler(task).sample(task, split, index, seed)
 
 
-def sample_scenes(task: Task, split: str, indices, base_seed: int) -> list[Scene]:
-    """[sample_scene(task, split, i, base_seed) for i in indices], through the sampler's `sample_many`
+def sample_scenes(task: Task, split: str, indices, base_seed: int) -> Iterator[Scene]:
+    """sample_scene(task, split, i, base_seed) for i in indices, in order, through the sampler's `sample_many`
     where it has one (the CLEVR sampler does: the same scenes, many times faster)."""
     module = sampler(task)
-    seeds = [scene_seed(task.name, split, i, base_seed) for i in indices]
+    indices = list(indices)
+    seeds = (scene_seed(task.name, split, i, base_seed) for i in indices)
     if hasattr(module, "sample_many"):
         return module.sample_many(task, split, indices, seeds)
-    return [module.sample(task, split, i, seed) for i, seed in zip(indices, seeds)]
+    return (module.sample(task, split, i, seed) for i, seed in zip(indices, seeds))

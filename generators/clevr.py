@@ -10,6 +10,7 @@ least N visible pixels) needs a render, so the executor checks it and asks for a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -29,13 +30,12 @@ def object_scale(shape: str, size: float) -> float:
 
 def sample(task: Task, split: str, index: int, seed: int) -> Scene:
     rules = _split_rules(task, split)
-    rng = np.random.default_rng(seed)
-    camera = jittered_camera(rules["camera"], rules["visibility_resolution"], rng)
-    lights = jittered_lights(rules["lights"], rng)
+    draws = DrawStream(np.random.PCG64(seed))  # default_rng(seed)'s draws, without numpy's per-call cost
+    camera = jittered_camera(rules["camera"], rules["visibility_resolution"], draws)
+    lights = jittered_lights(rules["lights"], draws)
     low, high = rules["num_objects"]
-    count = int(rng.integers(low, high + 1))
+    count = draws.integers(low, high + 1)
     directions = list(camera.ground_directions().values())
-    draws = DrawStream(rng)  # the same draws as calling rng method by method, without numpy's per-call cost
     program = place_with_retries(lambda: _place_objects(task, rules, count, directions, draws), rules["max_scene_tries"],
                                  f"{task.name}/{split} ({count} objects)",
                                  "the split's rules (num_objects, xy_range, min_edge_gap, margin) leave no room")
@@ -103,32 +103,38 @@ def _fits(x, y, radius, placed, directions, min_gap, margin) -> bool:
 SLOTS = 1024  # scenes in flight; a finished scene's slot takes the next one
 SCENE_RAWS = 1024  # raw values held per scene, topped up from its bit generator as they are used
 TRIES_AT_ONCE = 8  # tries of every scene's next object screened in one numpy pass (8 measured fastest of 8, 16, 32)
+FEW_SCENES, TRIES_WHEN_FEW = 64, 64  # below FEW_SCENES in flight a pass costs its fixed numpy overhead, not its
+# arithmetic: the last scenes of a batch (those redrawing many layouts) screen TRIES_WHEN_FEW tries at once
 
 
-def sample_many(task: Task, split: str, indices, seeds) -> list[Scene]:
-    """[sample(task, split, i, s) for i, s in zip(indices, seeds)], the same scenes bit for bit, computed in
-    lockstep: every scene in flight screens its next object's next TRIES_AT_ONCE tries in one numpy pass
-    over all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays).
+def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
+    """sample(task, split, i, s) for i, s in zip(indices, seeds), in that order and the same scenes bit for bit,
+    computed in lockstep: every scene in flight screens its next object's next tries in one numpy pass over
+    all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays). Scenes stream
+    through SLOTS slots, so only the last few of the whole run, not of every chunk, pass with a thin batch.
 
     Each scene draws its camera, lights and object count with its Generator, then its bit generator's raw
     values replay CLEVR's draws (generators/stream.py explains how). A scene goes to `sample` whenever the
     replay could differ: a rejected Lemire word, a distance within 1e-9 of the gap (np.hypot and math.hypot
     may differ in the last bit), or no layout in max_scene_tries (where `sample` raises its error)."""
-    indices, seeds = list(indices), list(seeds)
     rules = _split_rules(task, split)
     size_names = list(task.spec["sizes"])
-    if not indices or len(size_names) & (len(size_names) - 1):  # sizes not a power of two: words may be rejected
-        return [sample(task, split, i, s) for i, s in zip(indices, seeds)]
-    batch = _Lockstep(task, rules, seeds)
-    batch.run()
-    return [Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
-            for index, seed, found in zip(indices, seeds, batch.results)]
+    if len(size_names) & (len(size_names) - 1):  # sizes not a power of two: words may be rejected
+        yield from (sample(task, split, i, s) for i, s in zip(indices, seeds))
+        return
+    finished: dict[int, Scene] = {}  # scenes done before one started earlier, held to keep the order
+    emitted = 0
+    for number, index, seed, found in _Lockstep(task, rules, zip(indices, seeds)).run():
+        finished[number] = Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
+        while emitted in finished:
+            yield finished.pop(emitted)
+            emitted += 1
 
 
 class _Lockstep:
     """The layout loops of the scenes in flight, one row (slot) per scene (see sample_many)."""
 
-    def __init__(self, task: Task, rules: dict, seeds: list[int]):
+    def __init__(self, task: Task, rules: dict, jobs):
         sizes = task.spec["sizes"]
         self.rules = rules
         self.size_names = list(sizes)
@@ -142,14 +148,14 @@ class _Lockstep:
         self.low, self.high = (float(v) for v in rules["xy_range"])
         self.gap, self.margin = rules["min_edge_gap"], rules["margin"]
         self.max_tries, self.max_layouts = rules["max_object_tries"], rules["max_scene_tries"]
-        self.seeds = seeds
-        self.results: list[tuple | None] = [None] * len(seeds)  # (program, camera, lights); None: use `sample`
-        n = min(SLOTS, len(seeds))
+        self.jobs = jobs  # (index, seed) pairs still to start
+        n = SLOTS
         most = int(rules["num_objects"][1])
         self.raw = np.zeros((n, SCENE_RAWS), np.uint64)
         self.coord = np.zeros((n, SCENE_RAWS))  # every raw value as uniform(low, high)
         self.bitgens: list = [None] * n
-        self.scene = np.full(n, -1)  # which of `seeds` each slot holds (-1: none left)
+        self.job: list[tuple[int, int, int] | None] = [None] * n  # (number, index, seed) of each slot's scene
+        self.busy = np.zeros(n, bool)
         self.pos = np.zeros(n, np.int64)
         self.has_half = np.zeros(n, bool)
         self.half = np.zeros(n, np.uint64)
@@ -164,27 +170,28 @@ class _Lockstep:
         self.layouts = np.zeros(n, np.int64)  # failed layouts so far
         self.done = np.zeros(n, bool)
         self.fallback = np.zeros(n, bool)
-        self.next = 0
+        self.started = 0
 
     def _load(self, slot: int) -> None:
-        """Start the next scene in `slot`: its own Generator draws camera, lights and count, as `sample` does."""
-        if self.next >= len(self.seeds):
-            self.scene[slot] = -1
+        """Start the next scene in `slot`: its own stream draws camera, lights and count, as `sample` does."""
+        job = next(self.jobs, None)
+        self.busy[slot] = job is not None
+        if job is None:
             return
-        self.scene[slot], seed = self.next, self.seeds[self.next]
-        self.next += 1
+        index, seed = job
+        self.job[slot] = (self.started, index, seed)
+        self.started += 1
         rules = self.rules
-        rng = np.random.default_rng(seed)
-        camera = jittered_camera(rules["camera"], rules["visibility_resolution"], rng)
-        self.cameras[slot], self.lights[slot] = camera, jittered_lights(rules["lights"], rng)
+        draws = DrawStream(np.random.PCG64(seed))
+        camera = jittered_camera(rules["camera"], rules["visibility_resolution"], draws)
+        self.cameras[slot], self.lights[slot] = camera, jittered_lights(rules["lights"], draws)
         low, high = rules["num_objects"]
-        self.count[slot] = int(rng.integers(low, high + 1))
+        self.count[slot] = draws.integers(low, high + 1)
         directions = camera.ground_directions()
         self.axes[slot] = directions["right"][:2], directions["behind"][:2]
-        state = rng.bit_generator.state
-        self.has_half[slot], self.half[slot] = state["has_uint32"], state["uinteger"]
-        self.bitgens[slot] = rng.bit_generator
-        self.raw[slot] = rng.bit_generator.random_raw(SCENE_RAWS)
+        self.has_half[slot], self.half[slot] = draws.has_half, draws.half
+        self.bitgens[slot] = draws.bitgen
+        self.raw[slot] = draws.hand_over(SCENE_RAWS)
         self.coord[slot] = self.low + (self.high - self.low) * ((self.raw[slot] >> np.uint64(11)) * UNIT)
         self.pos[slot] = self.k[slot] = self.tries[slot] = self.layouts[slot] = 0
         self.done[slot] = self.fallback[slot] = False
@@ -195,25 +202,26 @@ class _Lockstep:
         self.coord[slot] = self.low + (self.high - self.low) * ((self.raw[slot] >> np.uint64(11)) * UNIT)
         self.pos[slot] = 0
 
-    def run(self) -> None:
-        headroom = 3 * TRIES_AT_ONCE + 8  # raw values one pass and one object's draws may take
-        for slot in range(len(self.scene)):
+    def run(self) -> Iterator[tuple[int, int, int, tuple | None]]:
+        """(number, index, seed, (program, camera, lights) or None: use `sample`) of every scene, as each finishes."""
+        headroom = 3 * max(TRIES_AT_ONCE, TRIES_WHEN_FEW) + 8  # raw values one pass and one object's draws may take
+        for slot in range(SLOTS):
             self._load(slot)
         while True:
-            active = np.flatnonzero(self.scene >= 0)
+            active = np.flatnonzero(self.busy)
             if not active.size:
                 return
             for slot in active[self.pos[active] + headroom > SCENE_RAWS]:
                 self._top_up(slot)
             self._screen(active)
-            for slot in np.flatnonzero((self.scene >= 0) & (self.done | self.fallback)):
-                if self.done[slot] and not self.fallback[slot]:
-                    self.results[self.scene[slot]] = (self.program(slot), self.cameras[slot], self.lights[slot])
+            for slot in np.flatnonzero(self.busy & (self.done | self.fallback)):
+                found = None if self.fallback[slot] else (self.program(slot), self.cameras[slot], self.lights[slot])
+                yield *self.job[slot], found
                 self._load(slot)
 
     def _screen(self, ids: np.ndarray) -> None:
         """Screen the next tries of each scene's current object; place it where one fits."""
-        count = TRIES_AT_ONCE
+        count = TRIES_AT_ONCE if ids.size >= FEW_SCENES else TRIES_WHEN_FEW
         has_half, pos = self.has_half[ids], self.pos[ids]
         layouts = [try_layout(False, count), try_layout(True, count)]
         offsets, halves, xs, ys = (np.where(has_half[:, None], with_half, without)

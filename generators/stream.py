@@ -13,7 +13,9 @@ produces the values those calls would have produced, bit for bit and in the same
   of a fresh raw value, keeping the high half for the next 32-bit request (the `has_uint32`/`uinteger`
   of its state), while doubles always take a fresh raw value.
 
-The Generator must not be drawn from once a stream has taken it over (the stream reads ahead).
+A stream can start from a bare `PCG64(seed)` (the bits `default_rng(seed)` would use) and stand in for
+the Generator from the first draw, which also saves building one per scene. The bit generator must not be
+drawn from once a stream has taken it over (the stream reads ahead).
 """
 from __future__ import annotations
 
@@ -25,14 +27,13 @@ BLOCK = 256  # raw values fetched per refill
 
 
 class DrawStream:
-    def __init__(self, rng: np.random.Generator):
-        bitgen = rng.bit_generator
+    def __init__(self, bitgen: np.random.PCG64):
         if not isinstance(bitgen, np.random.PCG64):
             raise TypeError(f"DrawStream replays PCG64 (numpy's default), not {type(bitgen).__name__}")
         state = bitgen.state
-        self._bitgen = bitgen
-        self._has_half = bool(state["has_uint32"])
-        self._half = int(state["uinteger"])
+        self.bitgen = bitgen
+        self.has_half = bool(state["has_uint32"])
+        self.half = int(state["uinteger"])
         self.raw = np.empty(0, np.uint64)  # raw values fetched so far; self.pos is the next unused one
         self._raw_list: list[int] = []
         self.pos = 0
@@ -40,7 +41,7 @@ class DrawStream:
     def _fetch(self, count: int) -> None:
         """Make sure raw[pos:pos + count] exists."""
         if self.pos + count > len(self._raw_list):
-            more = self._bitgen.random_raw(max(BLOCK, count))
+            more = self.bitgen.random_raw(max(BLOCK, count))
             self.raw = np.concatenate([self.raw[self.pos:], more])
             self._raw_list = self._raw_list[self.pos:] + more.tolist()
             self.pos = 0
@@ -52,19 +53,35 @@ class DrawStream:
         self.pos += 1
         return value
 
+    def hand_over(self, count: int) -> np.ndarray:
+        """The next `count` raw values, for a caller that replays the draws that follow itself and tops up
+        from `bitgen`: the values read ahead come first, so the bit generator continues right after them.
+        The stream is spent afterwards."""
+        unread = self.raw[self.pos:]
+        if len(unread) > count:
+            raise ValueError(f"the stream has read {len(unread)} raw values ahead, more than the {count} asked for")
+        self.pos = len(self._raw_list)
+        return np.concatenate([unread, self.bitgen.random_raw(count - len(unread))])
+
     def uint32(self) -> int:
-        if self._has_half:
-            self._has_half = False
-            return self._half
+        if self.has_half:
+            self.has_half = False
+            return self.half
         value = self.next_raw()
-        self._has_half, self._half = True, value >> 32
+        self.has_half, self.half = True, value >> 32
         return value & LOW32
 
     def double(self) -> float:
         return (self.next_raw() >> 11) * UNIT
 
-    def uniform(self, low: float, high: float) -> float:
-        return low + (high - low) * self.double()
+    def uniform(self, low: float, high: float, size: int | None = None):
+        if size is None:
+            return low + (high - low) * self.double()
+        return low + (high - low) * np.array([self.double() for _ in range(size)])
+
+    def integers(self, low: int, high: int) -> int:
+        """`rng.integers(low, high)` (high excluded)."""
+        return low + self.below(high - low)
 
     def below(self, n: int) -> int:
         """`rng.integers(0, n)`: Lemire's method, rejecting the few words that would bias the result."""

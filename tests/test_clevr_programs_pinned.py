@@ -59,7 +59,7 @@ def test_many_at_once_equals_one_by_one_on_a_crowded_split(tmp_path):
     from igbench.generators import sample_scenes
 
     task = crowded_task(tmp_path)
-    many = sample_scenes(task, "crowded", range(150), 4)
+    many = list(sample_scenes(task, "crowded", range(150), 4))
     for i in range(150):
         one = sample_scene(task, "crowded", i, 4)
         assert many[i].to_dict(task) == one.to_dict(task), i
@@ -72,4 +72,4 @@ def test_many_at_once_raises_the_same_error_when_nothing_fits(tmp_path):
 
     task = crowded_task(tmp_path, xy_range=[-1.5, 1.5], max_scene_tries=3)
     with pytest.raises(UserError, match="could not place the objects in 3 tries"):
-        sample_scenes(task, "crowded", range(5), 0)
+        list(sample_scenes(task, "crowded", range(5), 0))
