@@ -30,7 +30,7 @@ def object_scale(shape: str, size: float) -> float:
 
 def sample(task: Task, split: str, index: int, seed: int) -> Scene:
     rules = _split_rules(task, split)
-    draws = DrawStream(np.random.PCG64(seed))  # default_rng(seed)'s draws, without numpy's per-call cost
+    draws = DrawStream.seeded(seed)  # default_rng(seed)'s draws, without numpy's per-call cost
     camera = jittered_camera(rules["camera"], rules["visibility_resolution"], draws)
     lights = jittered_lights(rules["lights"], draws)
     low, high = rules["num_objects"]
@@ -119,7 +119,8 @@ def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
     may differ in the last bit), or no layout in max_scene_tries (where `sample` raises its error)."""
     rules = _split_rules(task, split)
     size_names = list(task.spec["sizes"])
-    if len(size_names) & (len(size_names) - 1):  # sizes not a power of two: words may be rejected
+    # sizes not a power of two: words may be rejected; a negative gap: the screen's squared distances don't apply
+    if len(size_names) & (len(size_names) - 1) or rules["min_edge_gap"] < 0:
         yield from (sample(task, split, i, s) for i, s in zip(indices, seeds))
         return
     finished: dict[int, Scene] = {}  # scenes done before one started earlier, held to keep the order
@@ -182,7 +183,7 @@ class _Lockstep:
         self.job[slot] = (self.started, index, seed)
         self.started += 1
         rules = self.rules
-        draws = DrawStream(np.random.PCG64(seed))
+        draws = DrawStream.seeded(seed)
         camera = jittered_camera(rules["camera"], rules["visibility_resolution"], draws)
         self.cameras[slot], self.lights[slot] = camera, jittered_lights(rules["lights"], draws)
         low, high = rules["num_objects"]
@@ -237,17 +238,23 @@ class _Lockstep:
         most = int(k.max())
         fits = np.ones((ids.size, count), bool)
         if most:
-            others = self.placed[ids, None, :most]  # (scenes, 1, objects, 3)
-            dx, dy = x[..., None] - others[..., 0], y[..., None] - others[..., 1]
-            gap = np.hypot(dx, dy) - radius[..., None] - others[..., 2]
+            # (objects, scenes, tries): reductions over the leading axis are plain elementwise passes
+            others = self.placed[ids, :most].transpose(1, 0, 2)[:, :, None, :]
+            dx, dy = x - others[..., 0], y - others[..., 1]
+            # _fits' `hypot(dx, dy) - radius - other < gap` as `dx² + dy² < (gap + radius + other)²` (hypot is
+            # most of a pass's time otherwise): the two decide alike outside a 1e-9 relative band (gap >= 0)
+            reach = (radius + self.gap) + others[..., 2]
+            reach *= reach
+            short = dx * dx + dy * dy - reach  # < 0: too close (a - b < 0 exactly when a < b)
             axes = self.axes[ids]
-            along = [dx * axes[:, None, None, a, 0] + dy * axes[:, None, None, a, 1] for a in range(2)]
+            along = [dx * axes[:, a, 0, None] + dy * axes[:, a, 1, None] for a in range(2)]
             # _fits' four directions are right, left = -right, behind, front = -behind: 0 < +-p < margin
             crowded = np.logical_or.reduce([(p != 0) & (np.abs(p) < self.margin) for p in along])
-            real = np.arange(most) < k[:, None, None]
-            fits = ~(((gap < self.gap) | crowded) & real).any(axis=2)
-            unsure = ((np.abs(gap - self.gap) < 1e-9) & ~crowded & real).any(axis=(1, 2))
-            self.fallback[ids[unsure]] = True
+            real = np.arange(most)[:, None, None] < k[:, None]
+            fits = ~(((short < 0) | crowded) & real).any(axis=0)
+            near = np.abs(short) < 1e-9 * reach
+            if near.any():  # rare: only then the full test of which scenes it concerns
+                self.fallback[ids[(near & ~crowded & real).any(axis=(0, 2))]] = True
         left = self.max_tries - self.tries[ids]
         fits &= np.arange(count) < left[:, None]
         found = fits.any(axis=1)
@@ -322,15 +329,15 @@ class _Lockstep:
         return value
 
     def program(self, b: int) -> Program:
+        count = int(self.count[b])
         objects = []
-        for k in range(int(self.count[b])):
-            x, y, radius = (float(v) for v in self.placed[b, k])
-            size, shape, color, material = (int(v) for v in self.kind[b, k])
+        for (x, y, radius), (size, shape, color, material), yaw in zip(
+                self.placed[b, :count].tolist(), self.kind[b, :count].tolist(), self.yaw[b, :count].tolist()):
             shape_name = self.shapes[shape]
             numbers = {"loc": (x, y, object_scale(shape_name, radius))}
-            if not math.isnan(self.yaw[b, k]):
-                numbers["rotation"] = (float(self.yaw[b, k]),)
-            attrs = {"shape": shape_name, "color": str(self.colors_by_shape[shape_name][color]),
-                     "material": str(self.materials[material]), "size": self.size_names[size]}
+            if not math.isnan(yaw):
+                numbers["rotation"] = (yaw,)
+            attrs = {"shape": shape_name, "color": self.colors_by_shape[shape_name][color],
+                     "material": self.materials[material], "size": self.size_names[size]}
             objects.append(Obj(attrs, numbers))
         return Program(objects)

@@ -13,9 +13,9 @@ produces the values those calls would have produced, bit for bit and in the same
   of a fresh raw value, keeping the high half for the next 32-bit request (the `has_uint32`/`uinteger`
   of its state), while doubles always take a fresh raw value.
 
-A stream can start from a bare `PCG64(seed)` (the bits `default_rng(seed)` would use) and stand in for
-the Generator from the first draw, which also saves building one per scene. The bit generator must not be
-drawn from once a stream has taken it over (the stream reads ahead).
+`DrawStream.seeded(seed)` starts from a bare `PCG64(seed)` (the bits `default_rng(seed)` would use) and
+stands in for the Generator from the first draw, which also saves building one per scene. The bit
+generator must not be drawn from once a stream has taken it over (the stream reads ahead).
 """
 from __future__ import annotations
 
@@ -27,16 +27,17 @@ BLOCK = 256  # raw values fetched per refill
 
 
 class DrawStream:
-    def __init__(self, bitgen: np.random.PCG64):
-        if not isinstance(bitgen, np.random.PCG64):
-            raise TypeError(f"DrawStream replays PCG64 (numpy's default), not {type(bitgen).__name__}")
-        state = bitgen.state
+    def __init__(self, bitgen: np.random.PCG64, has_half: bool, half: int):
         self.bitgen = bitgen
-        self.has_half = bool(state["has_uint32"])
-        self.half = int(state["uinteger"])
+        self.has_half, self.half = has_half, half
         self.raw = np.empty(0, np.uint64)  # raw values fetched so far; self.pos is the next unused one
         self._raw_list: list[int] = []
         self.pos = 0
+
+    @classmethod
+    def seeded(cls, seed: int) -> DrawStream:
+        """The draws of `np.random.default_rng(seed)`: a fresh PCG64 has no cached half."""
+        return cls(np.random.PCG64(seed), False, 0)
 
     def _fetch(self, count: int) -> None:
         """Make sure raw[pos:pos + count] exists."""
