@@ -9,14 +9,16 @@ least N visible pixels) needs a render, so the executor checks it and asks for a
 """
 from __future__ import annotations
 
+import itertools
 import math
+from collections import deque
 from collections.abc import Iterator
 
 import numpy as np
 
 from igbench.program import Obj, Program
 from igbench.generators.common import jittered_camera, jittered_lights, place_with_retries
-from igbench.generators.stream import LOW32, UNIT, DrawStream, try_layout
+from igbench.generators.stream import LOW32, UNIT, DrawStream, pcg64_states, try_layout
 from igbench.scene import Scene
 from igbench.task import Task
 
@@ -154,7 +156,8 @@ class _Lockstep:
         most = int(rules["num_objects"][1])
         self.raw = np.zeros((n, SCENE_RAWS), np.uint64)
         self.coord = np.zeros((n, SCENE_RAWS))  # every raw value as uniform(low, high)
-        self.bitgens: list = [None] * n
+        self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for each scene a slot takes
+        self.pending: deque = deque()  # (index, seed) of the next scenes, with their bit generators' states
         self.job: list[tuple[int, int, int] | None] = [None] * n  # (number, index, seed) of each slot's scene
         self.busy = np.zeros(n, bool)
         self.pos = np.zeros(n, np.int64)
@@ -175,15 +178,19 @@ class _Lockstep:
 
     def _load(self, slot: int) -> None:
         """Start the next scene in `slot`: its own stream draws camera, lights and count, as `sample` does."""
-        job = next(self.jobs, None)
-        self.busy[slot] = job is not None
-        if job is None:
+        if not self.pending:
+            jobs = list(itertools.islice(self.jobs, SLOTS))
+            self.pending.extend(zip(jobs, pcg64_states(seed for _, seed in jobs)))
+        self.busy[slot] = bool(self.pending)
+        if not self.pending:
             return
-        index, seed = job
+        (index, seed), state = self.pending.popleft()
         self.job[slot] = (self.started, index, seed)
         self.started += 1
         rules = self.rules
-        draws = DrawStream.seeded(seed)
+        bitgen = self.bitgens[slot]
+        bitgen.state = state
+        draws = DrawStream(bitgen, False, 0)
         camera = jittered_camera(rules["camera"], rules["visibility_resolution"], draws)
         self.cameras[slot], self.lights[slot] = camera, jittered_lights(rules["lights"], draws)
         low, high = rules["num_objects"]
@@ -191,7 +198,6 @@ class _Lockstep:
         directions = camera.ground_directions()
         self.axes[slot] = directions["right"][:2], directions["behind"][:2]
         self.has_half[slot], self.half[slot] = draws.has_half, draws.half
-        self.bitgens[slot] = draws.bitgen
         self.raw[slot] = draws.hand_over(SCENE_RAWS)
         self.coord[slot] = self.low + (self.high - self.low) * ((self.raw[slot] >> np.uint64(11)) * UNIT)
         self.pos[slot] = self.k[slot] = self.tries[slot] = self.layouts[slot] = 0

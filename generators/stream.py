@@ -127,3 +127,70 @@ def try_layout(has_half: bool, count: int):
             pos += 2
         _LAYOUTS[key] = tuple(np.array(a) for a in (offsets, halves, xs, ys))
     return _LAYOUTS[key]
+
+
+# numpy's SeedSequence (numpy/random/bit_generator.pyx), the same hash on a column of seeds at once: building
+# one SeedSequence (and one PCG64 from it) per scene costs tens of microseconds of Python.
+POOL_SIZE = 4
+INIT_A, MULT_A, INIT_B, MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+MIX_MULT_L, MIX_MULT_R, XSHIFT = 0xCA01F9DD, 0x4973F715, 16
+PCG64_MULTIPLIER = 0x2360ED051FC65DA44385DF649FCCF645
+MASK128 = (1 << 128) - 1
+
+
+def seed_sequence_words(entropy: np.ndarray, n_words: int) -> np.ndarray:
+    """`SeedSequence(list(row)).generate_state(n_words, np.uint32)` for every row of `entropy` (n, words): each
+    row's uint32 words as SeedSequence coerces its entropy (an int below 2**32 is one word, 0 included)."""
+    entropy = np.asarray(entropy, np.uint64)  # uint32 values; products of two fit, masked back to 32 bits
+    mask, shift = np.uint64(LOW32), np.uint64(XSHIFT)
+    hash_const = INIT_A  # the same sequence of multipliers for every row: a plain int
+
+    def hashmix(value):
+        nonlocal hash_const
+        value = value ^ np.uint64(hash_const)
+        hash_const = hash_const * MULT_A & LOW32
+        value = value * np.uint64(hash_const) & mask
+        return value ^ (value >> shift)
+
+    def mix(x, y):
+        result = (np.uint64(MIX_MULT_L) * x - np.uint64(MIX_MULT_R) * y) & mask  # wraps mod 2**64, so mod 2**32
+        return result ^ (result >> shift)
+
+    words = entropy.shape[1]
+    zeros = np.zeros(len(entropy), np.uint64)
+    pool = [hashmix(entropy[:, i] if i < words else zeros) for i in range(POOL_SIZE)]
+    for src in range(POOL_SIZE):
+        for dst in range(POOL_SIZE):
+            if src != dst:
+                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+    for src in range(POOL_SIZE, words):
+        for dst in range(POOL_SIZE):
+            pool[dst] = mix(pool[dst], hashmix(entropy[:, src]))
+    hash_const = INIT_B
+    out = []
+    for i in range(n_words):
+        value = pool[i % POOL_SIZE] ^ np.uint64(hash_const)
+        hash_const = hash_const * MULT_B & LOW32
+        value = value * np.uint64(hash_const) & mask
+        out.append(value ^ (value >> shift))
+    return np.stack(out, axis=1).astype(np.uint32)
+
+
+def pcg64_states(seeds) -> list[dict]:
+    """`np.random.PCG64(seed).state` for every seed (non-negative ints below 2**64): the bit generator seeds
+    itself from SeedSequence(seed).generate_state(4, uint64) and runs PCG's srandom (state, increment)."""
+    seeds = [int(s) for s in seeds]
+    states: list[dict | None] = [None] * len(seeds)
+    for wide in (False, True):  # a seed below 2**32 is one entropy word, a larger one two
+        rows = [i for i, s in enumerate(seeds) if (s >> 32 > 0) == wide]
+        if not rows:
+            continue
+        entropy = np.array([[seeds[i] & LOW32, seeds[i] >> 32][:1 + wide] for i in rows], np.uint64)
+        words = seed_sequence_words(entropy, 8).astype(np.uint64)
+        halves = (words[:, 0::2] | (words[:, 1::2] << np.uint64(32))).tolist()  # 4 uint64 per seed
+        for i, (s0, s1, i0, i1) in zip(rows, halves):
+            initstate, inc = s0 << 64 | s1, (i0 << 64 | i1) << 1 & MASK128 | 1
+            state = ((inc + initstate) * PCG64_MULTIPLIER + inc) & MASK128  # step from 0, add the seed, step
+            states[i] = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0,
+                         "uinteger": 0}
+    return states
