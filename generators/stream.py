@@ -78,7 +78,9 @@ class DrawStream:
     def uniform(self, low: float, high: float, size: int | None = None):
         if size is None:
             return low + (high - low) * self.double()
-        return low + (high - low) * np.array([self.double() for _ in range(size)])
+        self._fetch(size)
+        self.pos += size
+        return low + (high - low) * ((self.raw[self.pos - size:self.pos] >> np.uint64(11)) * UNIT)
 
     def integers(self, low: int, high: int) -> int:
         """`rng.integers(low, high)` (high excluded)."""
