@@ -104,9 +104,9 @@ def _fits(x, y, radius, placed, directions, min_gap, margin) -> bool:
 
 SLOTS = 1024  # scenes in flight; a finished scene's slot takes the next one
 SCENE_RAWS = 1024  # raw values held per scene, topped up from its bit generator as they are used
-TRIES_AT_ONCE = 8  # tries of every scene's next object screened in one numpy pass (8 measured fastest of 8, 16, 32)
+TRIES_AT_ONCE = 8  # tries of every scene's next object screened in one numpy pass (measured: 4 as fast, 16 slower)
 FEW_SCENES, TRIES_WHEN_FEW = 64, 64  # below FEW_SCENES in flight a pass costs its fixed numpy overhead, not its
-# arithmetic: the last scenes of a batch (those redrawing many layouts) screen TRIES_WHEN_FEW tries at once
+# arithmetic: the last scenes of the run (those redrawing many layouts) screen TRIES_WHEN_FEW tries at once
 
 
 def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
@@ -115,10 +115,11 @@ def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
     all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays). Scenes stream
     through SLOTS slots, so only the last few of the whole run, not of every chunk, pass with a thin batch.
 
-    Each scene draws its camera, lights and object count with its Generator, then its bit generator's raw
-    values replay CLEVR's draws (generators/stream.py explains how). A scene goes to `sample` whenever the
-    replay could differ: a rejected Lemire word, a distance within 1e-9 of the gap (np.hypot and math.hypot
-    may differ in the last bit), or no layout in max_scene_tries (where `sample` raises its error)."""
+    Each scene's bit generator is seeded by state (the PCG64 states of SLOTS scenes are hashed at once), a
+    DrawStream draws its camera, lights and object count, then its raw values replay CLEVR's draws
+    (generators/stream.py explains how). A scene goes to `sample` whenever the replay could differ: a
+    rejected Lemire word, a squared distance within 1e-9 (relative) of the squared reach, or no layout in
+    max_scene_tries (where `sample` raises its error)."""
     rules = _split_rules(task, split)
     size_names = list(task.spec["sizes"])
     # sizes not a power of two: words may be rejected; a negative gap: the screen's squared distances don't apply
