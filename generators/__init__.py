@@ -9,17 +9,33 @@ from __future__ import annotations
 
 import importlib
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
+from igbench.generators.stream import seed_sequence_words
 from igbench.scene import Scene
 from igbench.task import Task
 
 
+def seed_entropy(task: str, split: str, index: int, base_seed: int, attempt: int = 0) -> list[int]:
+    return [base_seed & 0xFFFFFFFF, base_seed >> 32, zlib.crc32(task.encode()), zlib.crc32(split.encode()), index, attempt]
+
+
 def scene_seed(task: str, split: str, index: int, base_seed: int, attempt: int = 0) -> int:
     """A 63-bit seed for one candidate scene, from stable hashes of its coordinates."""
-    words = [base_seed & 0xFFFFFFFF, base_seed >> 32, zlib.crc32(task.encode()), zlib.crc32(split.encode()), index, attempt]
+    words = seed_entropy(task, split, index, base_seed, attempt)
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]) >> 1
+
+
+def scene_seeds(task: str, split: str, indices: list[int], base_seed: int) -> list[int]:
+    """[scene_seed(task, split, i, base_seed) for i in indices], hashed all at once."""
+    entropy = np.array([seed_entropy(task, split, 0, base_seed)] * len(indices), dtype=object)
+    entropy[:, 4] = indices
+    if not entropy.size or not ((entropy >= 0) & (entropy <= 0xFFFFFFFF)).all():  # words SeedSequence would split
+        return [scene_seed(task, split, i, base_seed) for i in indices]
+    words = seed_sequence_words(entropy.astype(np.uint64), 2).astype(np.uint64)
+    return ((words[:, 0] | words[:, 1] << np.uint64(32)) >> np.uint64(1)).tolist()
 
 
 def sampler(task: Task):
@@ -31,11 +47,12 @@ def sample_scene(task: Task, split: str, index: int, base_seed: int, attempt: in
     return sampler(task).sample(task, split, index, seed)
 
 
-def sample_scenes(task: Task, split: str, indices, base_seed: int) -> list[Scene]:
-    """[sample_scene(task, split, i, base_seed) for i in indices], through the sampler's `sample_many`
+def sample_scenes(task: Task, split: str, indices, base_seed: int) -> Iterator[Scene]:
+    """sample_scene(task, split, i, base_seed) for i in indices, in order, through the sampler's `sample_many`
     where it has one (the CLEVR sampler does: the same scenes, many times faster)."""
     module = sampler(task)
-    seeds = [scene_seed(task.name, split, i, base_seed) for i in indices]
+    indices = list(indices)
+    seeds = scene_seeds(task.name, split, indices, base_seed)
     if hasattr(module, "sample_many"):
         return module.sample_many(task, split, indices, seeds)
-    return [module.sample(task, split, i, seed) for i, seed in zip(indices, seeds)]
+    return (module.sample(task, split, i, seed) for i, seed in zip(indices, seeds))

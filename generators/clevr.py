@@ -9,26 +9,28 @@ least N visible pixels) needs a render, so the executor checks it and asks for a
 """
 from __future__ import annotations
 
+import itertools
 import math
+from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 
 from igbench.program import Obj, Program
 from igbench.generators.common import jittered_camera, jittered_lights, place_with_retries
-from igbench.generators.stream import LOW32, UNIT, DrawStream, try_layout
+from igbench.generators.stream import LOW32, UNIT, DrawStream, pcg64_states, try_layout
 from igbench.scene import Scene, object_scale
 from igbench.task import Task
 
 
 def sample(task: Task, split: str, index: int, seed: int) -> Scene:
     rules = _split_rules(task, split)
-    rng = np.random.default_rng(seed)
-    camera = jittered_camera(rules["camera"], rules["visibility_resolution"], rng)
-    lights = jittered_lights(rules["lights"], rng)
+    draws = DrawStream.seeded(seed)  # default_rng(seed)'s draws, without numpy's per-call cost
+    camera = jittered_camera(rules["camera"], rules["visibility_resolution"], draws)
+    lights = jittered_lights(rules["lights"], draws)
     low, high = rules["num_objects"]
-    count = int(rng.integers(low, high + 1))
+    count = draws.integers(low, high + 1)
     directions = list(camera.ground_directions().values())
-    draws = DrawStream(rng)  # the same draws as calling rng method by method, without numpy's per-call cost
     program = place_with_retries(lambda: _place_objects(task, rules, count, directions, draws), rules["max_scene_tries"],
                                  f"{task.name}/{split} ({count} objects)",
                                  "the split's rules (num_objects, xy_range, min_edge_gap, margin) leave no room")
@@ -95,33 +97,41 @@ def _fits(x, y, radius, placed, directions, min_gap, margin) -> bool:
 
 SLOTS = 1024  # scenes in flight; a finished scene's slot takes the next one
 SCENE_RAWS = 1024  # raw values held per scene, topped up from its bit generator as they are used
-TRIES_AT_ONCE = 8  # tries of every scene's next object screened in one numpy pass (8 measured fastest of 8, 16, 32)
+TRIES_AT_ONCE = 8  # tries of every scene's next object screened in one numpy pass (measured: 4 as fast, 16 slower)
+FEW_SCENES, TRIES_WHEN_FEW = 64, 64  # below FEW_SCENES in flight a pass costs its fixed numpy overhead, not its
+# arithmetic: the last scenes of the run (those redrawing many layouts) screen TRIES_WHEN_FEW tries at once
 
 
-def sample_many(task: Task, split: str, indices, seeds) -> list[Scene]:
-    """[sample(task, split, i, s) for i, s in zip(indices, seeds)], the same scenes bit for bit, computed in
-    lockstep: every scene in flight screens its next object's next TRIES_AT_ONCE tries in one numpy pass
-    over all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays).
+def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
+    """sample(task, split, i, s) for i, s in zip(indices, seeds), in that order and the same scenes bit for bit,
+    computed in lockstep: every scene in flight screens its next object's next tries in one numpy pass over
+    all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays). Scenes stream
+    through SLOTS slots, so only the last few of the whole run, not of every chunk, pass with a thin batch.
 
-    Each scene draws its camera, lights and object count with its Generator, then its bit generator's raw
-    values replay CLEVR's draws (generators/stream.py explains how). A scene goes to `sample` whenever the
-    replay could differ: a rejected Lemire word, a distance within 1e-9 of the gap (np.hypot and math.hypot
-    may differ in the last bit), or no layout in max_scene_tries (where `sample` raises its error)."""
-    indices, seeds = list(indices), list(seeds)
+    Each scene's bit generator is seeded by state (the PCG64 states of SLOTS scenes are hashed at once), a
+    DrawStream draws its camera, lights and object count, then its raw values replay CLEVR's draws
+    (generators/stream.py explains how). A scene goes to `sample` whenever the replay could differ: a
+    rejected Lemire word, a squared distance within 1e-9 (relative) of the squared reach, or no layout in
+    max_scene_tries (where `sample` raises its error)."""
     rules = _split_rules(task, split)
     size_names = list(task.spec["sizes"])
-    if not indices or len(size_names) & (len(size_names) - 1):  # sizes not a power of two: words may be rejected
-        return [sample(task, split, i, s) for i, s in zip(indices, seeds)]
-    batch = _Lockstep(task, rules, seeds)
-    batch.run()
-    return [Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
-            for index, seed, found in zip(indices, seeds, batch.results)]
+    # sizes not a power of two: words may be rejected; a negative gap: the screen's squared distances don't apply
+    if len(size_names) & (len(size_names) - 1) or rules["min_edge_gap"] < 0:
+        yield from (sample(task, split, i, s) for i, s in zip(indices, seeds))
+        return
+    finished: dict[int, Scene] = {}  # scenes done before one started earlier, held to keep the order
+    emitted = 0
+    for number, index, seed, found in _Lockstep(task, rules, zip(indices, seeds)).run():
+        finished[number] = Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
+        while emitted in finished:
+            yield finished.pop(emitted)
+            emitted += 1
 
 
 class _Lockstep:
     """The layout loops of the scenes in flight, one row (slot) per scene (see sample_many)."""
 
-    def __init__(self, task: Task, rules: dict, seeds: list[int]):
+    def __init__(self, task: Task, rules: dict, jobs):
         sizes = task.spec["sizes"]
         self.rules = rules
         self.size_names = list(sizes)
@@ -135,14 +145,15 @@ class _Lockstep:
         self.low, self.high = (float(v) for v in rules["xy_range"])
         self.gap, self.margin = rules["min_edge_gap"], rules["margin"]
         self.max_tries, self.max_layouts = rules["max_object_tries"], rules["max_scene_tries"]
-        self.seeds = seeds
-        self.results: list[tuple | None] = [None] * len(seeds)  # (program, camera, lights); None: use `sample`
-        n = min(SLOTS, len(seeds))
+        self.jobs = jobs  # (index, seed) pairs still to start
+        n = SLOTS
         most = int(rules["num_objects"][1])
         self.raw = np.zeros((n, SCENE_RAWS), np.uint64)
         self.coord = np.zeros((n, SCENE_RAWS))  # every raw value as uniform(low, high)
-        self.bitgens: list = [None] * n
-        self.scene = np.full(n, -1)  # which of `seeds` each slot holds (-1: none left)
+        self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for each scene a slot takes
+        self.pending: deque = deque()  # (index, seed) of the next scenes, with their bit generators' states
+        self.job: list[tuple[int, int, int] | None] = [None] * n  # (number, index, seed) of each slot's scene
+        self.busy = np.zeros(n, bool)
         self.pos = np.zeros(n, np.int64)
         self.has_half = np.zeros(n, bool)
         self.half = np.zeros(n, np.uint64)
@@ -157,27 +168,31 @@ class _Lockstep:
         self.layouts = np.zeros(n, np.int64)  # failed layouts so far
         self.done = np.zeros(n, bool)
         self.fallback = np.zeros(n, bool)
-        self.next = 0
+        self.started = 0
 
     def _load(self, slot: int) -> None:
-        """Start the next scene in `slot`: its own Generator draws camera, lights and count, as `sample` does."""
-        if self.next >= len(self.seeds):
-            self.scene[slot] = -1
+        """Start the next scene in `slot`: its own stream draws camera, lights and count, as `sample` does."""
+        if not self.pending:
+            jobs = list(itertools.islice(self.jobs, SLOTS))
+            self.pending.extend(zip(jobs, pcg64_states(seed for _, seed in jobs)))
+        self.busy[slot] = bool(self.pending)
+        if not self.pending:
             return
-        self.scene[slot], seed = self.next, self.seeds[self.next]
-        self.next += 1
+        (index, seed), state = self.pending.popleft()
+        self.job[slot] = (self.started, index, seed)
+        self.started += 1
         rules = self.rules
-        rng = np.random.default_rng(seed)
-        camera = jittered_camera(rules["camera"], rules["visibility_resolution"], rng)
-        self.cameras[slot], self.lights[slot] = camera, jittered_lights(rules["lights"], rng)
+        bitgen = self.bitgens[slot]
+        bitgen.state = state
+        draws = DrawStream(bitgen, False, 0)
+        camera = jittered_camera(rules["camera"], rules["visibility_resolution"], draws)
+        self.cameras[slot], self.lights[slot] = camera, jittered_lights(rules["lights"], draws)
         low, high = rules["num_objects"]
-        self.count[slot] = int(rng.integers(low, high + 1))
+        self.count[slot] = draws.integers(low, high + 1)
         directions = camera.ground_directions()
         self.axes[slot] = directions["right"][:2], directions["behind"][:2]
-        state = rng.bit_generator.state
-        self.has_half[slot], self.half[slot] = state["has_uint32"], state["uinteger"]
-        self.bitgens[slot] = rng.bit_generator
-        self.raw[slot] = rng.bit_generator.random_raw(SCENE_RAWS)
+        self.has_half[slot], self.half[slot] = draws.has_half, draws.half
+        self.raw[slot] = draws.hand_over(SCENE_RAWS)
         self.coord[slot] = self.low + (self.high - self.low) * ((self.raw[slot] >> np.uint64(11)) * UNIT)
         self.pos[slot] = self.k[slot] = self.tries[slot] = self.layouts[slot] = 0
         self.done[slot] = self.fallback[slot] = False
@@ -188,25 +203,26 @@ class _Lockstep:
         self.coord[slot] = self.low + (self.high - self.low) * ((self.raw[slot] >> np.uint64(11)) * UNIT)
         self.pos[slot] = 0
 
-    def run(self) -> None:
-        headroom = 3 * TRIES_AT_ONCE + 8  # raw values one pass and one object's draws may take
-        for slot in range(len(self.scene)):
+    def run(self) -> Iterator[tuple[int, int, int, tuple | None]]:
+        """(number, index, seed, (program, camera, lights) or None: use `sample`) of every scene, as each finishes."""
+        headroom = 3 * max(TRIES_AT_ONCE, TRIES_WHEN_FEW) + 8  # raw values one pass and one object's draws may take
+        for slot in range(SLOTS):
             self._load(slot)
         while True:
-            active = np.flatnonzero(self.scene >= 0)
+            active = np.flatnonzero(self.busy)
             if not active.size:
                 return
             for slot in active[self.pos[active] + headroom > SCENE_RAWS]:
                 self._top_up(slot)
             self._screen(active)
-            for slot in np.flatnonzero((self.scene >= 0) & (self.done | self.fallback)):
-                if self.done[slot] and not self.fallback[slot]:
-                    self.results[self.scene[slot]] = (self.program(slot), self.cameras[slot], self.lights[slot])
+            for slot in np.flatnonzero(self.busy & (self.done | self.fallback)):
+                found = None if self.fallback[slot] else (self.program(slot), self.cameras[slot], self.lights[slot])
+                yield *self.job[slot], found
                 self._load(slot)
 
     def _screen(self, ids: np.ndarray) -> None:
         """Screen the next tries of each scene's current object; place it where one fits."""
-        count = TRIES_AT_ONCE
+        count = TRIES_AT_ONCE if ids.size >= FEW_SCENES else TRIES_WHEN_FEW
         has_half, pos = self.has_half[ids], self.pos[ids]
         layouts = [try_layout(False, count), try_layout(True, count)]
         offsets, halves, xs, ys = (np.where(has_half[:, None], with_half, without)
@@ -222,17 +238,23 @@ class _Lockstep:
         most = int(k.max())
         fits = np.ones((ids.size, count), bool)
         if most:
-            others = self.placed[ids, None, :most]  # (scenes, 1, objects, 3)
-            dx, dy = x[..., None] - others[..., 0], y[..., None] - others[..., 1]
-            gap = np.hypot(dx, dy) - radius[..., None] - others[..., 2]
+            # (objects, scenes, tries): reductions over the leading axis are plain elementwise passes
+            others = self.placed[ids, :most].transpose(1, 0, 2)[:, :, None, :]
+            dx, dy = x - others[..., 0], y - others[..., 1]
+            # _fits' `hypot(dx, dy) - radius - other < gap` as `dx² + dy² < (gap + radius + other)²` (hypot is
+            # most of a pass's time otherwise): the two decide alike outside a 1e-9 relative band (gap >= 0)
+            reach = (radius + self.gap) + others[..., 2]
+            reach *= reach
+            short = dx * dx + dy * dy - reach  # < 0: too close (a - b < 0 exactly when a < b)
             axes = self.axes[ids]
-            along = [dx * axes[:, None, None, a, 0] + dy * axes[:, None, None, a, 1] for a in range(2)]
+            along = [dx * axes[:, a, 0, None] + dy * axes[:, a, 1, None] for a in range(2)]
             # _fits' four directions are right, left = -right, behind, front = -behind: 0 < +-p < margin
             crowded = np.logical_or.reduce([(p != 0) & (np.abs(p) < self.margin) for p in along])
-            real = np.arange(most) < k[:, None, None]
-            fits = ~(((gap < self.gap) | crowded) & real).any(axis=2)
-            unsure = ((np.abs(gap - self.gap) < 1e-9) & ~crowded & real).any(axis=(1, 2))
-            self.fallback[ids[unsure]] = True
+            real = np.arange(most)[:, None, None] < k[:, None]
+            fits = ~(((short < 0) | crowded) & real).any(axis=0)
+            near = np.abs(short) < 1e-9 * reach
+            if near.any():  # rare: only then the full test of which scenes it concerns
+                self.fallback[ids[(near & ~crowded & real).any(axis=(0, 2))]] = True
         left = self.max_tries - self.tries[ids]
         fits &= np.arange(count) < left[:, None]
         found = fits.any(axis=1)
@@ -307,15 +329,15 @@ class _Lockstep:
         return value
 
     def program(self, b: int) -> Program:
+        count = int(self.count[b])
         objects = []
-        for k in range(int(self.count[b])):
-            x, y, radius = (float(v) for v in self.placed[b, k])
-            size, shape, color, material = (int(v) for v in self.kind[b, k])
+        for (x, y, radius), (size, shape, color, material), yaw in zip(
+                self.placed[b, :count].tolist(), self.kind[b, :count].tolist(), self.yaw[b, :count].tolist()):
             shape_name = self.shapes[shape]
             numbers = {"loc": (x, y, object_scale(shape_name, radius))}
-            if not math.isnan(self.yaw[b, k]):
-                numbers["rotation"] = (float(self.yaw[b, k]),)
-            attrs = {"shape": shape_name, "color": str(self.colors_by_shape[shape_name][color]),
-                     "material": str(self.materials[material]), "size": self.size_names[size]}
+            if not math.isnan(yaw):
+                numbers["rotation"] = (yaw,)
+            attrs = {"shape": shape_name, "color": self.colors_by_shape[shape_name][color],
+                     "material": self.materials[material], "size": self.size_names[size]}
             objects.append(Obj(attrs, numbers))
         return Program(objects)

@@ -164,7 +164,7 @@ def object_from_row(row: dict, task: Task) -> Obj:
 
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, float)
-    return v / np.linalg.norm(v)
+    return v / math.sqrt(v.dot(v))  # np.linalg.norm's own arithmetic (the same dot), without its checks
 
 
 def _cross(a, b) -> np.ndarray:

@@ -59,7 +59,7 @@ def test_many_at_once_equals_one_by_one_on_a_crowded_split(tmp_path):
     from igbench.generators import sample_scenes
 
     task = crowded_task(tmp_path)
-    many = sample_scenes(task, "crowded", range(150), 4)
+    many = list(sample_scenes(task, "crowded", range(150), 4))
     for i in range(150):
         one = sample_scene(task, "crowded", i, 4)
         assert many[i].to_dict(task) == one.to_dict(task), i
@@ -72,4 +72,18 @@ def test_many_at_once_raises_the_same_error_when_nothing_fits(tmp_path):
 
     task = crowded_task(tmp_path, xy_range=[-1.5, 1.5], max_scene_tries=3)
     with pytest.raises(UserError, match="could not place the objects in 3 tries"):
-        sample_scenes(task, "crowded", range(5), 0)
+        list(sample_scenes(task, "crowded", range(5), 0))
+
+
+def test_seeds_hashed_at_once_are_numpys():
+    """The vectorised SeedSequence and PCG64 seeding give numpy's own values, one-word and two-word seeds alike."""
+    import numpy as np
+
+    from igbench.generators import scene_seed, scene_seeds
+    from igbench.generators.stream import pcg64_states
+
+    for base_seed in (0, 7, 2**40 + 3, 2**70):  # 2**70: words SeedSequence splits, hashed one by one
+        assert scene_seeds("clevr", "ood", list(range(200)), base_seed) == [scene_seed("clevr", "ood", i, base_seed)
+                                                                            for i in range(200)]
+    seeds = scene_seeds("clevr", "train", list(range(300)), 0) + [0, 1, 2**32 - 1, 2**32]
+    assert pcg64_states(seeds) == [np.random.PCG64(seed).state for seed in seeds]

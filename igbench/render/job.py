@@ -26,8 +26,6 @@ from igbench.shards import (DISK_FULL, FORMAT_VERSION, WriterLocks, check_format
 from igbench.scene import sample_id
 from igbench.task import Task, load_task
 
-PROGRAMS_AT_ONCE = 4096  # scenes sampled together by `--programs-only` (the CLEVR sampler's lockstep)
-
 # Keys that change what a sample is; a resumed run must agree on all of them.
 IDENTITY_KEYS = ("task", "split", "n", "seed", "resolution", "samples", "denoise", "depth", "shard_size", "rotation_rep",
                  "library", "from_clevr_scenes", "task_sha256")
@@ -137,13 +135,11 @@ def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool)
     path = root / "programs.jsonl"
     bar = _progress(None, config, config.n, progress, initial=0)
     with replaced_atomically(path) as tmp, open(tmp, "w") as f, bar:
-        for start in range(0, config.n, PROGRAMS_AT_ONCE):
-            for scene in sample_scenes(task, config.split, range(start, min(start + PROGRAMS_AT_ONCE, config.n)),
-                                       config.seed):
-                row = scene.to_dict(task)
-                row["program"] = format_program(scene.program, task)
-                f.write(json.dumps(row) + "\n")
-                bar.update(1)
+        for scene in sample_scenes(task, config.split, range(config.n), config.seed):
+            row = scene.to_dict(task)
+            row["program"] = format_program(scene.program, task)
+            f.write(json.dumps(row) + "\n")
+            bar.update(1)
     return RenderReport(root, config.n, rendered=config.n)
 
 
