@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from igbench.errors import UserError
-from igbench.files import replaced_atomically
+from igbench.files import file_sha256, replaced_atomically
 from igbench.task import Task
 
 SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$")
@@ -123,13 +123,14 @@ def shard_files(folder: Path, split: str) -> list[Path]:
 
 def fingerprint_files(paths: list[Path]) -> str:
     """sha256 over (file name, sha256 of its bytes) of every shard, in name order."""
+    return fingerprint_digests({path.name: file_sha256(path) for path in paths})
+
+
+def fingerprint_digests(digests: dict[str, str]) -> str:
+    """`fingerprint_files` from shard digests already known (file name -> sha256 hex)."""
     outer = hashlib.sha256()
-    for path in sorted(paths, key=lambda p: p.name):
-        inner = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                inner.update(chunk)
-        outer.update(f"{path.name}\0{inner.hexdigest()}\n".encode())
+    for name in sorted(digests):
+        outer.update(f"{name}\0{digests[name]}\n".encode())
     return outer.hexdigest()
 
 

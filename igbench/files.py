@@ -1,6 +1,7 @@
 """Writing files and folders so that a crash leaves either the old state or the whole new one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -8,6 +9,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from igbench.errors import UserError
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def cache_folder(name: str) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from igbench.errors import UserError
-from igbench.files import write_json_atomic
+from igbench.files import file_sha256, write_json_atomic
 
 # 1: the layout before shards were recorded; 2: adds `format_version` and `shards`.
 FORMAT_VERSION = 2
@@ -35,13 +34,7 @@ def check_format(saved: dict, path: Path) -> None:
 
 
 def file_record(path: Path) -> dict:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return {"size": size, "sha256": digest.hexdigest()}
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def damage(path: Path, record: dict | None) -> str | None:
@@ -51,18 +44,20 @@ def damage(path: Path, record: dict | None) -> str | None:
     size = path.stat().st_size
     if size != record["size"]:
         return f"{size} bytes, recorded {record['size']}"
-    if file_record(path)["sha256"] != record["sha256"]:
+    if file_sha256(path) != record["sha256"]:
         return "its SHA-256 differs from the recorded one"
     return None
 
 
-def verify_shards(root: Path, saved: dict, paths) -> None:
-    """Refuse the first shard of `paths` (files in root/data) that does not match render_config.json."""
+def verify_shards(root: Path, saved: dict, paths) -> dict[str, str]:
+    """Refuse the first shard of `paths` (files in root/data) that does not match render_config.json; return
+    the verified SHA-256 of each (file name -> hex), so that callers need not read the files again."""
     records = saved.get("shards", {})
     for path in sorted(paths, key=lambda p: p.name):
         why = damage(path, records.get(path.name))
         if why:
             raise UserError(f"damaged shard {path}: {why}; rerun the render that made it to render it again")
+    return {path.name: records[path.name]["sha256"] for path in paths}
 
 
 def read_config(root: Path) -> dict:

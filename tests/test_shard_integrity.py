@@ -1,4 +1,5 @@
 """Shards are recorded and verified, one writer per parquet file, and a full disk loses nothing (real renders)."""
+import hashlib
 import json
 import os
 import resource
@@ -37,6 +38,14 @@ def test_every_shard_is_recorded_and_a_truncated_one_is_rendered_again(tmp_path)
     saved = config(root)
     assert saved["format_version"] == FORMAT_VERSION
     assert saved["shards"] == {shard(root, k).name: file_record(shard(root, k)) for k in (0, 1)}
+    digests = {shard(root, k).name: hashlib.sha256(shard(root, k).read_bytes()).hexdigest() for k in (0, 1)}
+    assert {name: r["sha256"] for name, r in saved["shards"].items()} == digests
+    # The scorer takes the reference's fingerprint from the verified records: the same as hashing the files.
+    from igbench.score.reference import load_split_dir
+    from igbench.task import load_task
+
+    expected = hashlib.sha256("".join(f"{name}\0{digests[name]}\n" for name in sorted(digests)).encode()).hexdigest()
+    assert load_split_dir(root, load_task("clevr"), "ood").fingerprint == expected
     first = shard(root, 0).read_bytes()
     data = shard(root, 1).read_bytes()
     shard(root, 1).write_bytes(data[: len(data) // 2])

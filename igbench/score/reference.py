@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from igbench.dataset import fingerprint_files, read_rows, shard_files
+from igbench.dataset import fingerprint_digests, fingerprint_files, read_rows, shard_files
 from igbench.errors import UserError
 from igbench.program import Program
 from igbench.task import Task, load_task
@@ -96,23 +96,23 @@ def find_split_dir(data: Path, task: str, split: str) -> Path:
 
 def load_split_dir(root: Path, task: Task, split: str) -> ReferenceSplit:
     files = shard_files(root, split)
-    render_config = _verified_config(root, files)
+    render_config, digests = _verified_config(root, files)
     rows = {row["id"]: row for row in read_rows(root, split, META_COLUMNS, optional=tuple(OPTIONAL_COLUMNS), required=())}
     task = dataset_task(task, rows.values(), render_config, f"reference {root}")
-    return ReferenceSplit(task, split, rows, root, fingerprint_files(files), render_config.get("render_settings"))
+    fingerprint = fingerprint_digests(digests) if digests is not None else fingerprint_files(files)
+    return ReferenceSplit(task, split, rows, root, fingerprint, render_config.get("render_settings"))
 
 
-def _verified_config(root: Path, files: list[Path]) -> dict:
-    """The split's render_config.json, its format and shards checked ({} for folders without one, such as a
-    Hub download)."""
+def _verified_config(root: Path, files: list[Path]) -> tuple[dict, dict[str, str] | None]:
+    """The split's render_config.json, its format and shards checked, and the shards' verified SHA-256
+    ({} and None for folders without one, such as a Hub download)."""
     from igbench.shards import check_format, read_config, verify_shards
 
     if not (root / "render_config.json").exists():
-        return {}
+        return {}, None
     saved = read_config(root)
     check_format(saved, root / "render_config.json")
-    verify_shards(root, saved, files)
-    return saved
+    return saved, verify_shards(root, saved, files)
 
 
 def dataset_task(task: Task, rows, render_config: dict | None = None, where: str = "reference") -> Task:
