@@ -6,7 +6,6 @@ missing, then copies the files into place. The merged split is the one an unshar
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from igbench.dataset import finished_shards, num_shards, split_dir
 from igbench.errors import UserError
 from igbench.files import atomic_folder, write_json_atomic
 from igbench.render.job import identity
-from igbench.shards import check_format, verify_shards
+from igbench.shards import check_format, read_config, verify_shards
 
 
 def merge_parts(parts: list[str | Path], out: str | Path) -> Path:
@@ -69,10 +68,7 @@ def _read_config(part: Path) -> dict:
     path = part / "render_config.json"
     if not path.is_file():
         raise UserError(f"{part} is not an igbench render folder (no render_config.json)")
-    try:
-        saved = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is damaged") from None
+    saved = read_config(part)
     check_format(saved, path)
     return saved
 
