@@ -23,6 +23,12 @@ class CnnModel:
     # Its features of the training split are cached once; a 1x1 convolution to channels[-1] and the head train.
     backbone: Optional[str] = None
     backbone_layer: Optional[str] = None
+    # How objects are read off the features. slots: `slots` predictions from an MLP over the whole flattened
+    # map, matched to the objects by the Hungarian algorithm (DETR-style). cells: one prediction per cell of
+    # the feature map; an object belongs to the cell its centre projects into, and the objects are the cells
+    # whose existence is a local maximum above predict.threshold (CenterNet-style; at most `slots` of them).
+    head: str = "slots"
+    cell_convs: int = 2  # head=cells: 3x3 convolutions (channels[-1] wide) between the features and the cells
 
 
 @dataclass
@@ -31,7 +37,8 @@ class CnnLoss:
     attrs: float = 1.0
     loc: float = 5.0
     rotation: float = 1.0
-    empty_weight: float = 0.5  # BCE weight of slots matched to no object
+    empty_weight: float = 0.5  # BCE weight of slots matched to no object (head=slots)
+    cell_sigma: float = 1.0  # head=cells: width, in cells, of the Gaussian that softens the loss around objects
 
 
 @dataclass

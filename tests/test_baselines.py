@@ -166,6 +166,64 @@ def test_hungarian_loss_is_zero_for_a_perfect_set_and_ignores_slot_order():
     assert float(loss) < 1e-6, parts
 
 
+def test_cells_take_the_cell_of_their_centre_and_a_free_neighbour_when_a_nearer_object_has_it():
+    import numpy as np
+
+    from igbench.baselines.cnn_set_model import assign_cells
+
+    # a 4 x 6 grid over a 60 x 40 image: cells of 10 x 10 px
+    pixels = np.array([[16.0, 27.0], [12.0, 22.0], [59.9, 0.0], [-3.0, 45.0]])
+    depths = np.array([5.0, 4.0, 9.0, 9.0])  # object 1 is nearer than object 0 and takes cell (2, 1) first
+    cells, closeness = assign_cells(pixels, depths, (60, 40), (4, 6), sigma=1.0)
+    assert cells[1] == 2 * 6 + 1
+    # object 0 (centre at x 1.6, y 2.7 in cells) falls in the same cell; the free neighbour whose centre is
+    # closest is row 3, column 1 (centre 1.5, 3.5)
+    assert cells[0] == 3 * 6 + 1
+    assert cells[2] == 0 * 6 + 5 and cells[3] == 3 * 6 + 0  # clipped into the grid
+    assert closeness.shape == (24,) and closeness.max() <= 1.0
+    assert closeness[2 * 6 + 1] > closeness[0 * 6 + 3]
+
+
+def test_cell_loss_is_small_for_a_perfect_map_and_decoding_reads_its_peaks():
+    import torch
+
+    from igbench.baselines.cnn_set import CnnSetConfig
+    from igbench.baselines.cnn_set_model import Layout, cell_loss, decode, encode_targets
+    from igbench.task import load_task
+
+    task = load_task("clevr")
+    layout = Layout(task)
+    objects = [obj("cube", "blue", 1.0, -2.0), obj("sphere", "red", -1.5, 0.5)]
+    objects[0].update(rotation=[0.3], has_rotation=True, pixel_coords=[35.0, 12.0, 9.0])
+    objects[1].update(pixel_coords=[5.0, 33.0, 8.0])
+    row = {"id": "clevr/train/000000", "objects": objects, "camera": {"width": 60, "height": 40}}
+    grid = (4, 6)
+    targets = encode_targets([row], layout, 3.0, 10, grid=grid, sigma=1.0)
+    assert targets[0]["cells"].tolist() == [1 * 6 + 3, 3 * 6 + 0]
+    out = torch.zeros(1, 24, layout.size)
+    out[0, :, 0] = -30.0
+    for k, o in enumerate(objects):
+        cell = int(targets[0]["cells"][k])
+        out[0, cell, 0] = 30.0
+        for name, values in layout.attrs.items():
+            out[0, cell, layout.slices[name].start + values.index(o[name])] = 30.0
+        out[0, cell, layout.slices["loc"]] = torch.tensor(o["loc"]) / 3.0
+        out[0, cell, layout.slices["rot"]] = targets[0]["rot"][k]
+    loss, parts = cell_loss(out, targets, layout, CnnSetConfig().loss)
+    assert float(loss) < 1e-6, parts
+    wrong = out.clone()
+    wrong[0, 5, 0] = 30.0  # an object where there is none
+    assert float(cell_loss(wrong, targets, layout, CnnSetConfig().loss)[0]) > 1.0
+    config = CnnSetConfig()
+    config.model.head = "cells"
+    near = out.clone()
+    near[0, 1 * 6 + 2, 0] = 5.0  # likely, but beside a likelier cell: not a peak, not an object
+    (program,) = decode(near, layout, config, task, grid)
+    assert sorted(o.attrs["shape"] for o in program.objects) == ["cube", "sphere"]
+    cube = next(o for o in program.objects if o.attrs["shape"] == "cube")
+    assert cube.numbers["loc"][:2] == pytest.approx((1.0, -2.0))
+
+
 # ---------------------------------------------------------------------------------------- render-compare
 
 
@@ -226,7 +284,9 @@ def test_render_compare_refines_and_does_not_train(data, tmp_path, capsys):
 
 
 def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path, capsys):
-    from igbench.leaderboard.run import main
+    import yaml
+
+    from igbench.leaderboard.run import SCALES_DIR, main
 
     paths = [f"results={tmp_path / 'r'}", f"runs={tmp_path / 'runs'}", f"data={tmp_path / 'data'}"]
     assert main(["--dry-run", *paths]) == 0
@@ -240,6 +300,14 @@ def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path,
     assert "--config igllm-7b" in capsys.readouterr().out
     assert main(["--scale", "huge", "--dry-run"]) == 2
     assert "unknown benchmark scale 'huge'" in capsys.readouterr().err
+    for scale in SCALES_DIR.glob("*.yaml"):  # every shipped scale resolves every row's config
+        assert main(["--scale", scale.stem, "--dry-run", *paths]) == 0, scale.stem
+    capsys.readouterr()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump({"task": "clevr", "models": [{"name": "cnn-set", "overrides": ["train.stpes=5"]}]}))
+    assert main(["--scale", str(typo), "--dry-run", *paths]) == 2
+    err = capsys.readouterr().err
+    assert "benchmark row 'cnn-set': unknown config key 'train.stpes'" in err and "train.steps" in err
 
 
 def test_baselines_import_neither_torch_nor_bpy():

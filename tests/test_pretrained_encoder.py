@@ -123,12 +123,16 @@ def test_feature_cache_leaves_no_entry_when_the_computation_dies(data, tmp_path)
 
 @pytest.mark.blender
 @pytest.mark.train
-def test_cnn_set_on_the_frozen_encoder_learns_32_scenes(data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("head", ["slots", "cells"])
+def test_cnn_set_on_the_frozen_encoder_learns_32_scenes(data, tmp_path, monkeypatch, head):
+    # cells: one cell carries a whole object, and the objects' centres must fall in cells apart (stride 8)
+    width, lr, size = ("[16]", "1e-3", "96x64") if head == "slots" else ("[64]", "3e-3", "192x128")
     monkeypatch.setenv("IGBENCH_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
     assert cli("train", "--model", "cnn-set", "--data", str(data), "--output", str(run), "--quiet",
-               "model.backbone=imagenet-vgg16", "model.channels=[16]", "model.hidden=256", "train.steps=120",
-               "train.batch_size=16", "train.warmup_steps=10",
+               "model.backbone=imagenet-vgg16", f"model.channels={width}", "model.hidden=256", "train.steps=120",
+               "train.batch_size=16", "train.warmup_steps=10", f"model.head={head}", f"train.lr={lr}",
+               f"model.width={size.split('x')[0]}", f"model.height={size.split('x')[1]}",
                "train.log_every=20") == 0
     assert len(list((tmp_path / "cache" / "features").glob("*.safetensors"))) == 1
     assert (run / "model.safetensors").stat().st_size < 20e6  # the frozen backbone is not saved

@@ -99,7 +99,7 @@ def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
         raise UserError(f"unknown benchmark scale '{scale}'; scales: {', '.join(known)} (or a YAML path)")
     config = load_config(LeaderboardConfig, str(path), list(overrides))
     for entry in config.models:
-        _check_model(entry.name)
+        _check_model(entry)
     rows = [m.row for m in config.models]
     if len(set(rows)) < len(rows):
         raise UserError("two benchmark models share a row name: give one a `label`")
@@ -110,10 +110,16 @@ def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
     return config
 
 
-def _check_model(name: str) -> None:
+def _check_model(entry: ModelEntry) -> None:
+    """A one-line UserError for an unknown model, preset or config key now, not hours later at its turn."""
+    from igbench.config import load_config
     from igbench.models import model_module
 
-    model_module(name)  # a one-line UserError for an unknown name
+    module = model_module(entry.name)
+    try:
+        load_config(module.CONFIG_CLASS, entry.config or module.DEFAULT_CONFIG, list(entry.overrides))
+    except UserError as err:
+        raise UserError(f"benchmark row '{entry.row}': {err}") from None
 
 
 def _check_refiner(name: str) -> None:
@@ -364,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"igbench: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("igbench leaderboard: interrupted; what finished is kept, and the same command resumes", file=sys.stderr)
+        return 130
     return 0
 
 
