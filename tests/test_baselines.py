@@ -5,8 +5,10 @@ Real Blender, real datasets and real torch on the tiny CLEVR dataset the IG-LLM 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -363,3 +365,35 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
     scale.write_text(yaml.safe_dump(config))
     assert main(["--scale", str(scale), "--dry-run"]) == 2
     assert "share a row name" in capsys.readouterr().err
+
+
+def test_the_table_names_the_best_row_per_target_and_whether_its_interval_clears_the_baseline():
+    import tempfile
+
+    from igbench.files import write_json_atomic
+    from igbench.leaderboard.run import LeaderboardConfig, ModelEntry, TargetEntry
+    from igbench.leaderboard.table import write_table
+
+    def scores(count, ci, loc, loc_ci):
+        split = {"n": 500, "count_acc": count, "loc_l2_mean": loc, "ci95": {"count_acc": ci, "loc_l2_mean": loc_ci}}
+        return {"results": {"clevr/test": split, "clevr/ood": dict(split, count_acc=count - 0.1)}}
+
+    rows = {"oracle": scores(1.0, [1.0, 1.0], 0.0, [0.0, 0.0]), "prior": scores(0.15, [0.12, 0.18], 1.6, [1.5, 1.7]),
+            "a": scores(0.85, [0.82, 0.88], 0.62, [0.58, 0.66]),   # count reached and clear; position not reached
+            "b": scores(0.19, [0.14, 0.24], 0.45, [0.40, 1.55])}   # position reached, interval overlaps the prior's
+    # hand-made results (outside the test's tmp folder, whose scores.json files must be the scorer's own)
+    tmp_path = Path(tempfile.mkdtemp(prefix="igbench-table-"))
+    for name, s in rows.items():
+        (tmp_path / name / "clevr").mkdir(parents=True)
+        write_json_atomic(tmp_path / name / "clevr" / "scores.json", s)
+    config = LeaderboardConfig(models=[ModelEntry(name=n) for n in rows],
+                               targets=[TargetEntry(metric="count_acc", at_least=0.8),
+                                        TargetEntry(metric="loc_l2_mean", at_most=0.5)])
+    try:
+        text = write_table(config, "toy", tmp_path, {}, []).read_text()
+    finally:
+        shutil.rmtree(tmp_path)
+    section = text[text.index("## Targets"):]
+    assert "| count_acc | ≥ 0.8 | a | 0.850 [0.820, 0.880] | 0.750 | prior: 0.150 [0.120, 0.180] | yes | yes |" in section
+    assert "| loc_l2_mean | ≤ 0.5 | b | 0.450 [0.400, 1.550] | 0.450 | prior: 1.600 [1.500, 1.700] | yes | no |" in section
+    assert "Rows reaching every target: none." in section

@@ -2,6 +2,7 @@
 
 Runs every step as the igbench command a user would type (so each row of the table records the exact
 commands that produced it), resumably: rendering, training and prediction skip what is already done.
+Steps 2-4 run row by row, so a long benchmark writes each row's results as soon as that row is done.
 
     1. render      igbench render --split S --n N ...                 DATA/<task>/<split>
     2. train       igbench train --model M --data DATA/<task> ...     RUNS/<model>
@@ -31,6 +32,7 @@ from igbench.errors import UserError
 from igbench.files import write_json_atomic, write_text_atomic
 
 STEPS = ("render", "train", "predict", "score", "refine", "table")
+ROW_STEPS = ("train", "predict", "score")  # run per model row, in this order
 SCALES_DIR = Path(__file__).parent / "configs"
 
 
@@ -76,6 +78,16 @@ class RefineEntry:
 
 
 @dataclass
+class TargetEntry:
+    """A level the scale's best learned row should reach on the ID split, e.g. count accuracy >= 0.8; the
+    table says whether it does, and whether its 95% interval is clear of `baseline`'s."""
+    metric: str = ""  # a key of scores.json's results, dotted into dicts (attr_acc.color)
+    at_least: Optional[float] = None
+    at_most: Optional[float] = None
+    baseline: str = "prior"
+
+
+@dataclass
 class LeaderboardConfig:
     task: str = "clevr"
     data: str = "data/bench"
@@ -88,6 +100,7 @@ class LeaderboardConfig:
     score: ScoreSection = field(default_factory=ScoreSection)
     models: list[ModelEntry] = field(default_factory=list)
     refine: list[RefineEntry] = field(default_factory=list)
+    targets: list[TargetEntry] = field(default_factory=list)
 
 
 def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
@@ -103,6 +116,11 @@ def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
     rows = [m.row for m in config.models]
     if len(set(rows)) < len(rows):
         raise UserError("two benchmark models share a row name: give one a `label`")
+    for target in config.targets:
+        if (target.at_least is None) == (target.at_most is None):
+            raise UserError(f"target '{target.metric}' needs exactly one of at_least and at_most")
+        if target.baseline not in rows:
+            raise UserError(f"target '{target.metric}': baseline '{target.baseline}' is not one of the rows ({', '.join(rows)})")
     for entry in config.refine:
         _check_refiner(entry.name)
         if entry.base not in rows:
@@ -203,18 +221,17 @@ class Leaderboard:
             args += ["--config", entry.config]
         return self.igbench(*args, *entry.overrides, launcher=entry.launcher)
 
-    def step_train(self) -> None:
-        for entry in self.c.models:
-            run = self.run_dir(entry.row)
-            if (run / "bench_trained").exists():
-                print(f"igbench leaderboard: {entry.row} already trained ({run})")
-                continue
-            cmd = self.train_cmd(entry)
-            if (run / "config.yaml").exists():
-                cmd.append("--resume")
-            self.sh(cmd, f"train {entry.row}")
-            if not self.dry_run:
-                write_text_atomic(run / "bench_trained", shlex.join(cmd) + "\n")
+    def step_train(self, entry: ModelEntry) -> None:
+        run = self.run_dir(entry.row)
+        if (run / "bench_trained").exists():
+            print(f"igbench leaderboard: {entry.row} already trained ({run})")
+            return
+        cmd = self.train_cmd(entry)
+        if (run / "config.yaml").exists():
+            cmd.append("--resume")
+        self.sh(cmd, f"train {entry.row}")
+        if not self.dry_run:
+            write_text_atomic(run / "bench_trained", shlex.join(cmd) + "\n")
 
     def predictions(self, name: str, split: str) -> Path:
         return self.run_dir(name) / "predictions" / f"{split}.jsonl"
@@ -224,10 +241,9 @@ class Leaderboard:
         return self.igbench("predict", "--checkpoint", self.run_dir(name), "--data", self.task_dir, "--split", split,
                             "--out", self.predictions(name, split), "--quiet", *extra)
 
-    def step_predict(self) -> None:
-        for entry in self.c.models:
-            for split in self.c.eval_splits:
-                self.sh(self.predict_cmd(entry.row, split), f"predict {entry.row} {split}")
+    def step_predict(self, entry: ModelEntry) -> None:
+        for split in self.c.eval_splits:
+            self.sh(self.predict_cmd(entry.row, split), f"predict {entry.row} {split}")
 
     def score_cmd(self, name: str) -> list[str]:
         s = self.c.score
@@ -237,17 +253,16 @@ class Leaderboard:
             args += ["--render", "--workers", s.workers, "--render-device", s.render_device]
         return self.igbench(*args)
 
-    def step_score(self) -> None:
-        for entry in self.c.models:
-            merged = self.run_dir(entry.row) / "predictions" / "all.jsonl"
-            if not self.dry_run:
-                lines = []
-                for split in self.c.eval_splits:
-                    lines += [l for l in self.predictions(entry.row, split).read_text().splitlines() if l.strip()]
-                write_text_atomic(merged, "\n".join(lines) + "\n")
-            self.sh(self.score_cmd(entry.row), f"score {entry.row}")
-            if not self.dry_run:
-                self.write_result(entry.row, entry)
+    def step_score(self, entry: ModelEntry) -> None:
+        merged = self.run_dir(entry.row) / "predictions" / "all.jsonl"
+        if not self.dry_run:
+            lines = []
+            for split in self.c.eval_splits:
+                lines += [l for l in self.predictions(entry.row, split).read_text().splitlines() if l.strip()]
+            write_text_atomic(merged, "\n".join(lines) + "\n")
+        self.sh(self.score_cmd(entry.row), f"score {entry.row}")
+        if not self.dry_run:
+            self.write_result(entry.row, entry)
 
     def write_result(self, name: str, entry: ModelEntry) -> None:
         import shutil
@@ -341,8 +356,19 @@ class Leaderboard:
         print(f"igbench leaderboard: wrote {path}")
 
     def run(self, only: list[str]) -> None:
-        for step in STEPS:
-            if not only or step in only:
+        """Render, then train, predict and score one row after another (so each row's result is written as
+        soon as it is done), then refine and write the table."""
+        def wanted(step):
+            return not only or step in only
+
+        if wanted("render"):
+            self.step_render()
+        for entry in self.c.models:
+            for step in ROW_STEPS:
+                if wanted(step):
+                    getattr(self, f"step_{step}")(entry)
+        for step in ("refine", "table"):
+            if wanted(step):
                 getattr(self, f"step_{step}")()
 
 

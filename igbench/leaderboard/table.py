@@ -123,6 +123,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
                   "program with the same settings and seed reproduces the reference (≈ 90 dB) unless the executor "
                   "changed after the data was rendered: the image metrics of every row carry that offset (parameter "
                   "metrics do not). Render the data again with this igbench version for consistent image metrics.", ""]
+    lines += _targets_section(config, rows, task, id_split, ood_split)
     refine_rows = _refine_section(config, results, task, id_split, ood_split)
     lines += refine_rows
     lines += ["## Provenance", "",
@@ -153,6 +154,58 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
 
 def _n(rows, task, split):
     return next((r[1]["results"].get(f"{task}/{split}", {}).get("n") for r in rows), "–")
+
+
+def target_verdict(target, scores: dict, baseline: dict) -> tuple[bool, bool]:
+    """(reached, interval clear): whether the point estimate reaches the target, and whether the row's 95%
+    interval lies wholly on the good side of the baseline's (above it for at_least, below for at_most)."""
+    v = value(scores, target.metric)
+    if v is None:
+        return False, False
+    reached = v >= target.at_least if target.at_least is not None else v <= target.at_most
+    ci, base_ci = scores.get("ci95", {}).get(target.metric), baseline.get("ci95", {}).get(target.metric)
+    if not ci or not base_ci:
+        return reached, False
+    clear = ci[0] > base_ci[1] if target.at_least is not None else ci[1] < base_ci[0]
+    return reached, clear
+
+
+def _targets_section(config, rows, task: str, id_split, ood_split) -> list[str]:
+    """The scale's targets against its best learned row per metric (not oracle, not the baseline), on ID."""
+    if not config.targets or not rows:
+        return []
+    results = {name: scores.get("results", {}) for name, scores, _ in rows}
+    lines = ["## Targets", "",
+             f"On `{id_split}` (`{ood_split}` beside it), for the best learned row of each metric; the interval is "
+             "the 95% bootstrap interval, and *clear* means it does not overlap the baseline's.", "",
+             f"| metric | target | best row | {id_split} [95% CI] | {ood_split} | baseline {id_split} [95% CI] | reached | clear of baseline |",
+             "|---|---|---|---|---|---|---|---|"]
+    every = None
+    for target in config.targets:
+        higher = target.at_least is not None
+        learned = [n for n in results if n not in ("oracle", target.baseline)
+                   and value(results[n].get(f"{task}/{id_split}", {}), target.metric) is not None]
+        met = {n for n in learned if target_verdict(target, results[n].get(f"{task}/{id_split}", {}),
+                                                    results.get(target.baseline, {}).get(f"{task}/{id_split}", {}))[0]}
+        every = met if every is None else every & met
+        goal = f"≥ {target.at_least}" if higher else f"≤ {target.at_most}"
+        if not learned:
+            lines.append(f"| {target.metric} | {goal} | – | – | – | – | – | – |")
+            continue
+        pick = (max if higher else min)(learned, key=lambda n: value(results[n][f"{task}/{id_split}"], target.metric))
+        a, b = results[pick][f"{task}/{id_split}"], results[pick].get(f"{task}/{ood_split}", {})
+        base = results.get(target.baseline, {}).get(f"{task}/{id_split}", {})
+        reached, clear = target_verdict(target, a, base)
+        lines.append(f"| {target.metric} | {goal} | {pick} | {_with_ci(a, target.metric)} | "
+                     f"{fmt(value(b, target.metric), '{:.3f}')} | {target.baseline}: {_with_ci(base, target.metric)} | "
+                     f"{'yes' if reached else 'no'} | {'yes' if clear else 'no'} |")
+    lines += ["", f"Rows reaching every target: {', '.join(sorted(every)) if every else 'none'}.", ""]
+    return lines
+
+
+def _with_ci(result: dict, key: str) -> str:
+    v, ci = value(result, key), result.get("ci95", {}).get(key)
+    return fmt(v, "{:.3f}") + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def _refine_section(config, results: Path, task: str, id_split, ood_split) -> list[str]:
