@@ -372,7 +372,7 @@ def test_the_table_names_the_best_row_per_target_and_whether_its_interval_clears
 
     from igbench.files import write_json_atomic
     from igbench.leaderboard.run import LeaderboardConfig, ModelEntry, TargetEntry
-    from igbench.leaderboard.table import write_table
+    from igbench.leaderboard.table import read_eval_csv, write_table
 
     def scores(count, ci, loc, loc_ci):
         split = {"n": 500, "count_acc": count, "loc_l2_mean": loc, "ci95": {"count_acc": ci, "loc_l2_mean": loc_ci}}
@@ -386,13 +386,19 @@ def test_the_table_names_the_best_row_per_target_and_whether_its_interval_clears
     for name, s in rows.items():
         (tmp_path / name / "clevr").mkdir(parents=True)
         write_json_atomic(tmp_path / name / "clevr" / "scores.json", s)
-    config = LeaderboardConfig(models=[ModelEntry(name=n) for n in rows],
+    (tmp_path / "runs" / "a").mkdir(parents=True)  # a validation curve, as IG-LLM's trainer writes it
+    (tmp_path / "runs" / "a" / "eval.csv").write_text("step,parse_rate,count_acc,attr_acc_color,loc_l2_mean\n"
+                                                      "500,0.5,,0.2,1.0\n1000,0.9,0.3,0.5,0.8\n")
+    config = LeaderboardConfig(models=[ModelEntry(name=n) for n in rows], runs=str(tmp_path / "runs"),
                                targets=[TargetEntry(metric="count_acc", at_least=0.8),
                                         TargetEntry(metric="loc_l2_mean", at_most=0.5)])
     try:
         text = write_table(config, "toy", tmp_path, {}, []).read_text()
+        assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+        assert read_eval_csv(tmp_path / "runs" / "a" / "eval.csv")["count_acc"] == [None, 0.3]
     finally:
         shutil.rmtree(tmp_path)
+    assert "![learning curves](learning_curves.png)" in text
     section = text[text.index("## Targets"):]
     assert "| count_acc | ≥ 0.8 | a | 0.850 [0.820, 0.880] | 0.750 | prior: 0.150 [0.120, 0.180] | yes | yes |" in section
     assert "| loc_l2_mean | ≤ 0.5 | b | 0.450 [0.400, 1.550] | 0.450 | prior: 1.600 [1.500, 1.700] | yes | no |" in section

@@ -148,6 +148,10 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     plot = _plot(rows, task, id_split, ood_split, layout.plot, results / "benchmark.png")
     if plot:
         lines.insert(lines.index("## Models: ID | OOD"), "![ID vs OOD](benchmark.png)\n")
+    curves = _learning_curves(config, results / "learning_curves.png")
+    if curves:
+        lines.insert(lines.index("## Provenance"), "## Learning curves\n\nValidation during training, on each "
+                     "run's `train.val_split` (each row's `RUN/eval.csv`):\n\n![learning curves](learning_curves.png)\n")
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
@@ -264,6 +268,54 @@ def _plot(rows, task, id_split, ood_split, metrics: list, path: Path) -> bool:
         ax.set_xticks(x, names, rotation=20, fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+CURVES = [("parse rate", "parse_rate"), ("count accuracy", "count_acc"), ("colour accuracy", "attr_acc_color"),
+          ("position error L2 (lower is better)", "loc_l2_mean")]
+
+
+def read_eval_csv(path: Path) -> dict[str, list]:
+    """A run's eval.csv as column -> values (floats; None where a value is empty: nothing parsed yet)."""
+    import csv
+
+    with open(path, newline="") as f:
+        records = list(csv.DictReader(f))
+    columns = records[0].keys() if records else []
+    return {c: [float(r[c]) if r[c] not in ("", None) else None for r in records] for c in columns}
+
+
+def _learning_curves(config, path: Path) -> bool:
+    """Plot every row's validation curves (RUNS/<row>/eval.csv) into `path`; False if no row has one."""
+    curves = {}
+    for entry in config.models:
+        csv_path = Path(config.runs) / entry.row / "eval.csv"
+        if csv_path.exists():
+            columns = read_eval_csv(csv_path)
+            if columns.get("step"):
+                curves[entry.row] = columns
+    if not curves:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(4.0 * len(CURVES), 3.0))
+    for ax, (title, key) in zip(axes, CURVES):
+        for name, columns in curves.items():
+            points = [(s, v) for s, v in zip(columns["step"], columns.get(key, [])) if v is not None]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
