@@ -6,8 +6,10 @@ at the top-left corner of the image. World: z up, the ground plane is z = 0.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as json_string  # json.dumps' own string encoder (ensure_ascii)
 
 import numpy as np
 
@@ -150,6 +152,89 @@ def objects_row(obj: Obj, task: Task) -> dict:
         if not decl.required:
             row[f"has_{name}"] = name in obj.numbers
     return row
+
+
+class SceneLines:
+    """`json.dumps({**scene.to_dict(task), "program": program})`, the same bytes, without building the dict.
+
+    json.dumps (default separators, ensure_ascii) writes a dict as `{"key": value, ...}`, a string through
+    `encode_basestring_ascii`, True/False as true/false, an int and a finite float by their repr, and a
+    list as `[a, b]`: exactly Python's repr of a list of ints and finite floats. So the templates below are
+    filled with encoded strings, `true`/`false` and the repr of each list of numbers. A non-finite float is
+    the one number whose repr differs (nan, inf: json writes NaN, Infinity); its repr contains an 'n' and
+    no finite float's does, so such a scene falls back to json.dumps. Numbers must be ints or floats, as a
+    Scene holds them (tests/test_scene_lines.py checks the bytes on sampled scenes and edge values)."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.categorical = tuple(task.categorical)
+        self.numeric = tuple((name, (0.0,) * decl.arity, decl.required) for name, decl in task.numeric.items())
+        keys = list(self.categorical)
+        for name, _, required in self.numeric:
+            keys += [name] if required else [name, f"has_{name}"]
+        self.object_template = "{" + ", ".join(f"{json_string(key)}: %s" for key in keys) + "}"
+        self.strings = _Encoded()
+        self.repeated: dict = {}  # texts of the parts that repeat from scene to scene (intrinsics, lights but their location)
+
+    def line(self, scene: Scene, program: str) -> str:
+        numbers = []  # the repr of every list of numbers, checked at once for nan and inf
+        objects = []
+        strings = self.strings
+        for obj in scene.program:
+            attrs, values = obj.attrs, obj.numbers
+            fields = [strings[attrs[name]] for name in self.categorical]
+            for name, zeros, required in self.numeric:
+                text = repr(list(values.get(name, zeros)))
+                numbers.append(text)
+                fields.append(text)
+                if not required:
+                    fields.append("true" if name in values else "false")
+            objects.append(self.object_template % tuple(fields))
+        camera = scene.camera
+        K, world_to_camera = self._repeated(camera.K), repr([list(r) for r in camera.world_to_camera])
+        numbers.append(world_to_camera)
+        lights = []
+        for light in scene.lights:
+            location = repr(list(light.location))
+            numbers.append(location)
+            rest = self._repeated(light.name, light.type, light.target, light.energy, light.size)
+            lights.append(rest and rest[0] + location + rest[1])
+        if "n" in "".join(numbers) or K is None or None in lights:
+            return json.dumps({**scene.to_dict(self.task), "program": program})
+        return (f'{{"id": {strings[scene.id]}, "task": {strings[scene.task]}, "split": {strings[scene.split]}, '
+                f'"index": {scene.index!r}, "seed": {scene.seed!r}, "objects": [{", ".join(objects)}], '
+                f'"camera": {{"K": {K}, "world_to_camera": {world_to_camera}, "width": {camera.width!r}, '
+                f'"height": {camera.height!r}}}, "lights": [{", ".join(lights)}], "program": {json_string(program)}}}')
+
+    def _repeated(self, *parts):
+        """The text of a camera's intrinsics, or of a light before and after its location, made once for the
+        same objects (a split's cameras share one K, its lights their constant fields); None where a number in
+        it is not finite. Keyed by identity, not value: -0.0 == 0.0 and 3 == 3.0, but their texts differ. The
+        entry keeps its objects alive, so no other object can take their ids while it is kept."""
+        key = tuple(map(id, parts))
+        entry = self.repeated.get(key)
+        if entry is None:
+            if len(self.repeated) > 64:  # bounded, whatever the scenes hold
+                self.repeated.clear()
+            if len(parts) == 1:  # intrinsics
+                numbers = text = repr([list(row) for row in parts[0]])
+            else:
+                name, kind, target, energy, size = parts
+                numbers = f"{list(target)!r}{energy!r}{size!r}"
+                text = (f'{{"name": {json_string(name)}, "type": {json_string(kind)}, "location": ',
+                        f', "target": {list(target)!r}, "energy": {energy!r}, "size": {size!r}}}')
+            entry = self.repeated[key] = (parts, None if "n" in numbers else text)
+        return entry[1]
+
+
+class _Encoded(dict):
+    """json.dumps' text of each string, encoded once (attribute values repeat from object to object)."""
+
+    def __missing__(self, text: str) -> str:
+        if len(self) > 4096:  # bounded, whatever the scenes hold
+            self.clear()
+        encoded = self[text] = json_string(text)
+        return encoded
 
 
 def object_from_row(row: dict, task: Task) -> Obj:
