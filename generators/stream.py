@@ -80,7 +80,7 @@ class DrawStream:
             return low + (high - low) * self.double()
         self._fetch(size)
         self.pos += size
-        return low + (high - low) * ((self.raw[self.pos - size:self.pos] >> np.uint64(11)) * UNIT)
+        return uniforms(self.raw[self.pos - size:self.pos], low, high)
 
     def integers(self, low: int, high: int) -> int:
         """`rng.integers(low, high)` (high excluded)."""
@@ -99,6 +99,11 @@ class DrawStream:
 
     def choice(self, items):
         return items[self.below(len(items))]
+
+
+def uniforms(raw: np.ndarray, low, high) -> np.ndarray:
+    """`uniform(low, high)` of each raw value (numpy's next_double, then low + (high - low) * double)."""
+    return low + (high - low) * ((raw >> np.uint64(11)) * UNIT)
 
 
 _LAYOUTS: dict[tuple[bool, int], tuple] = {}
