@@ -12,13 +12,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
 from igbench.program import Obj, Program
 from igbench.generators.common import (LIGHTS, jittered_camera, jittered_cameras, jittered_light_sets, jittered_lights,
                                        place_with_retries)
-from igbench.generators.stream import LOW32, DrawStream, pcg64_states, try_layout, uniforms
+from igbench.generators.stream import LOW32, DrawStream, bounded, pcg64_states, try_layout, uniforms
 from igbench.scene import Scene, ground_axes, object_scale
 from igbench.task import Task
 
@@ -134,6 +135,21 @@ def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
             emitted += 1
 
 
+class _Ready(NamedTuple):
+    """Prepared starts of scenes (see _Lockstep._prepare), row by row."""
+
+    jobs: list  # (index, seed)
+    raw: np.ndarray  # the raw values after the first draws
+    coord: np.ndarray  # each of them as uniform(low, high)
+    cameras: list
+    lights: list
+    axes: np.ndarray  # the cameras' right and behind ground directions (x, y)
+    count: np.ndarray  # objects to place
+    has_half: np.ndarray  # the stream's cached 32-bit half after the count's draw
+    half: np.ndarray
+    rejected: np.ndarray  # the count's word was rejected: `sample` draws that scene
+
+
 class _Lockstep:
     """The layout loops of the scenes in flight, one row (slot) per scene (see sample_many).
 
@@ -167,7 +183,10 @@ class _Lockstep:
         most = int(rules["num_objects"][1])
         self.raw = np.zeros((n, SCENE_RAWS), np.uint64)
         self.coord = np.zeros((n, SCENE_RAWS))  # every raw value as uniform(low, high)
-        self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for each scene a slot takes
+        self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # each slot's scene's bit generator
+        self.spare = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for the prepared starts
+        self.ready: _Ready | None = None  # the prepared starts, and how many of them have started
+        self.ready_at = 0
         self.job: list[tuple[int, int, int] | None] = [None] * n  # (number, index, seed) of each slot's scene
         self.busy = np.zeros(n, bool)
         self.pos = np.zeros(n, np.int64)
@@ -187,12 +206,12 @@ class _Lockstep:
         self.fallback = np.zeros(n, bool)
         self.started = 0
 
-    def _load(self, slots: np.ndarray) -> None:
-        """Start the next scenes in `slots`, all at once: the first raw values of each scene's stream are the
-        draws `sample` makes first (camera offsets, light offsets, object count)."""
-        jobs = list(itertools.islice(self.jobs, len(slots)))
-        self.busy[slots[len(jobs):]] = False
-        slots = slots[:len(jobs)]
+    def _prepare(self) -> None:
+        """The starts of the next SLOTS scenes, all at once (starting a few per pass would pay numpy's per-call
+        cost each time): seed each one's bit generator, then its first raw values are the draws `sample` makes
+        first (camera offsets, light offsets, object count), the rest its layouts' draws."""
+        jobs = list(itertools.islice(self.jobs, SLOTS))
+        self.ready, self.ready_at = None, 0
         if not jobs:
             return
         rules, camera, lights = self.rules, self.rules["camera"], self.rules["lights"]
@@ -200,31 +219,50 @@ class _Lockstep:
         choices = high + 1 - low
         first = 3 + 3 * len(LIGHTS) + (choices > 1)  # raw values before the layouts (numpy draws no word for one choice)
         raws = []
-        for slot, (index, seed), state in zip(slots.tolist(), jobs, pcg64_states(seed for _, seed in jobs)):
-            self.job[slot] = (self.started, index, seed)
-            self.started += 1
-            bitgen = self.bitgens[slot]
+        for bitgen, state in zip(self.spare, pcg64_states(seed for _, seed in jobs)):
             bitgen.state = state
             raws.append(bitgen.random_raw(first + SCENE_RAWS))
         raw = np.stack(raws)
-        self.raw[slots] = raw[:, first:]
-        self.coord[slots] = uniforms(self.raw[slots], self.low, self.high)
         cameras = jittered_cameras(camera, rules["visibility_resolution"],
                                    uniforms(raw[:, :3], -camera["jitter"], camera["jitter"]))
         light_offsets = uniforms(raw[:, 3:3 + 3 * len(LIGHTS)], -lights["jitter"], lights["jitter"])
-        for slot, camera, light_set in zip(slots.tolist(), cameras,
-                                           jittered_light_sets(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3))):
-            self.cameras[slot], self.lights[slot] = camera, light_set
-        self.axes[slots] = ground_axes(np.array([c.world_to_camera for c in cameras]))[:, :, :2]
-        self.count[slots] = low
-        self.has_half[slots] = False
-        self.pos[slots] = 0
-        self.k[slots] = self.tries[slots] = self.layouts[slots] = 0
-        self.frame[:, :, slots] = FAR
-        self.done[slots] = self.fallback[slots] = False
-        if choices > 1:  # integers(low, high + 1): Lemire's draw on the low half of the last value
-            self.count[slots] += self._below(slots, np.full(len(jobs), choices), raw[:, first - 1])
-        self.busy[slots] = True
+        count, rejected = np.full(len(jobs), low), np.zeros(len(jobs), bool)
+        if choices > 1:  # integers(low, high + 1): Lemire's draw on the low half of the last value; the high half waits
+            drawn, rejected = bounded(raw[:, first - 1] & np.uint64(LOW32), np.uint64(choices))
+            count += drawn
+        self.ready = _Ready(jobs, raw[:, first:], uniforms(raw[:, first:], self.low, self.high), cameras,
+                            jittered_light_sets(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3)),
+                            ground_axes(np.array([c.world_to_camera for c in cameras]))[:, :, :2], count,
+                            np.full(len(jobs), choices > 1), raw[:, first - 1] >> np.uint64(32), rejected)
+
+    def _load(self, slots: np.ndarray) -> None:
+        """Start the next scenes in `slots` (from the prepared starts); slots left without one go idle."""
+        taken = 0
+        while taken < len(slots):
+            if self.ready is None or self.ready_at == len(self.ready.jobs):
+                self._prepare()
+                if self.ready is None:
+                    break
+            ready, at = self.ready, self.ready_at
+            part = slots[taken:taken + len(ready.jobs) - at]
+            rows = np.arange(at, at + len(part))
+            for slot, row in zip(part.tolist(), rows.tolist()):
+                index, seed = ready.jobs[row]
+                self.job[slot] = (self.started, index, seed)
+                self.started += 1
+                self.cameras[slot], self.lights[slot] = ready.cameras[row], ready.lights[row]
+                self.bitgens[slot], self.spare[row] = self.spare[row], self.bitgens[slot]  # the scene's own, drawn on
+            self.raw[part], self.coord[part], self.axes[part] = ready.raw[rows], ready.coord[rows], ready.axes[rows]
+            self.count[part], self.has_half[part], self.half[part] = ready.count[rows], ready.has_half[rows], ready.half[rows]
+            self.fallback[part] = ready.rejected[rows]
+            taken += len(part)
+            self.ready_at += len(part)
+        started = slots[:taken]
+        self.pos[started] = self.k[started] = self.tries[started] = self.layouts[started] = 0
+        self.frame[:, :, started] = FAR
+        self.done[started] = False
+        self.busy[started] = True
+        self.busy[slots[taken:]] = False
 
     def _top_up(self, slot: int) -> None:
         pos = int(self.pos[slot])
@@ -347,29 +385,24 @@ class _Lockstep:
         pos += 3 * odd
         self.has_half[ids], self.pos[ids] = has_half, pos
 
-    def _word(self, ids, raw=None) -> np.ndarray:
-        """The next 32-bit word of every scene in `ids` (PCG64: a cached high half, or a fresh value's low half);
-        `raw`: the fresh values, where they are not the scenes' next ones in self.raw."""
+    def _word(self, ids) -> np.ndarray:
+        """The next 32-bit word of every scene in `ids` (PCG64: a cached high half, or a fresh value's low half)."""
         has_half, pos = self.has_half[ids], self.pos[ids]
-        if raw is None:
-            raw = self.raw[ids, pos]
-            self.pos[ids] = pos + ~has_half
+        raw = self.raw[ids, pos]
+        self.pos[ids] = pos + ~has_half
         words = np.where(has_half, self.half[ids], raw & np.uint64(LOW32))
         fresh = ids[~has_half]
         self.half[fresh] = raw[~has_half] >> np.uint64(32)
         self.has_half[ids] = ~has_half
         return words
 
-    def _below(self, ids, n, raw=None) -> np.ndarray:
+    def _below(self, ids, n) -> np.ndarray:
         """`integers(0, n)` per scene (n drawn per scene); a rejected word sends the scene to `sample`."""
         value = np.zeros(ids.size, np.int64)
         draw = n > 1  # numpy draws nothing for a single choice
         if draw.any():
-            bound = n[draw].astype(np.uint64)
-            m = self._word(ids[draw], None if raw is None else raw[draw]) * bound
-            rejected = (m & np.uint64(LOW32)) < (np.uint64(2**32) - bound) % bound
+            value[draw], rejected = bounded(self._word(ids[draw]), n[draw].astype(np.uint64))
             self.fallback[ids[draw][rejected]] = True
-            value[draw] = (m >> np.uint64(32)).astype(np.int64)
         return value
 
     def programs(self, slots: list[int]) -> list[Program]:

@@ -106,6 +106,13 @@ def uniforms(raw: np.ndarray, low, high) -> np.ndarray:
     return low + (high - low) * ((raw >> np.uint64(11)) * UNIT)
 
 
+def bounded(words: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`integers(0, n)` from 32-bit words (uint64 arrays), Lemire's method as DrawStream.below: the values, and
+    where the word is one numpy rejects (and draws another for)."""
+    m = words * n
+    return (m >> np.uint64(32)).astype(np.int64), (m & np.uint64(LOW32)) < (np.uint64(2**32) - n) % n
+
+
 _LAYOUTS: dict[tuple[bool, int], tuple] = {}
 
 
