@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
 from igbench.program import Obj, Program
-from igbench.generators.common import jittered_camera, jittered_lights, place_with_retries
-from igbench.generators.stream import LOW32, UNIT, DrawStream, pcg64_states, try_layout
-from igbench.scene import Scene, object_scale
+from igbench.generators.common import (LIGHTS, jittered_camera, jittered_cameras, jittered_light_sets, jittered_lights,
+                                       place_with_retries)
+from igbench.generators.stream import LOW32, DrawStream, bounded, pcg64_states, try_layout, uniforms
+from igbench.scene import Scene, ground_axes, object_scale
 from igbench.task import Task
 
 
@@ -95,11 +96,17 @@ def _fits(x, y, radius, placed, directions, min_gap, margin) -> bool:
 
 # ------------------------------------------------------------------------------------- many scenes at once
 
-SLOTS = 1024  # scenes in flight; a finished scene's slot takes the next one
+SLOTS = 1024  # scenes in flight; the slots of finished scenes take the next ones
 SCENE_RAWS = 1024  # raw values held per scene, topped up from its bit generator as they are used
-TRIES_AT_ONCE = 8  # tries of every scene's next object screened in one numpy pass (measured: 4 as fast, 16 slower)
-FEW_SCENES, TRIES_WHEN_FEW = 64, 64  # below FEW_SCENES in flight a pass costs its fixed numpy overhead, not its
-# arithmetic: the last scenes of the run (those redrawing many layouts) screen TRIES_WHEN_FEW tries at once
+# Tries of an object screened in one pass, by the number of objects already placed (the last entry for more):
+# a few times 1 / P(the try fits) on CLEVR's splits (0.72 with one object placed, 0.2 with four, 0.03 with
+# seven), so most objects take one or two passes and few tries are screened in vain (5,000 scenes of ood/0:
+# ~10% faster than half these counts, as fast as 4 for all up to four objects placed and 16 above)
+TRIES_BY_PLACED = np.array([1, 4, 4, 8, 8, 16, 16, 32, 32, 50])
+FEW_SCENES = 64  # below this many in flight a pass costs its fixed numpy overhead, not its arithmetic: the last
+# scenes of a run (those redrawing many layouts) screen all their object's remaining tries at once
+FAR = 1e6  # where an object not placed yet sits in the screen: no try is near it
+BAND = 1e-9  # relative width, around the screen's thresholds, of the results that `sample` decides instead
 
 
 def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
@@ -108,15 +115,15 @@ def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
     all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays). Scenes stream
     through SLOTS slots, so only the last few of the whole run, not of every chunk, pass with a thin batch.
 
-    Each scene's bit generator is seeded by state (the PCG64 states of SLOTS scenes are hashed at once), a
-    DrawStream draws its camera, lights and object count, then its raw values replay CLEVR's draws
+    Each scene's bit generator is seeded by state (the PCG64 states of SLOTS scenes are hashed at once); its
+    first raw values give the camera, lights and object count, the rest replay CLEVR's draws
     (generators/stream.py explains how). A scene goes to `sample` whenever the replay could differ: a
-    rejected Lemire word, a squared distance within 1e-9 (relative) of the squared reach, or no layout in
-    max_scene_tries (where `sample` raises its error)."""
+    rejected Lemire word, a screened value within the BAND of a threshold, or no layout in max_scene_tries
+    (where `sample` raises its error)."""
     rules = _split_rules(task, split)
-    size_names = list(task.spec["sizes"])
-    # sizes not a power of two: words may be rejected; a negative gap: the screen's squared distances don't apply
-    if len(size_names) & (len(size_names) - 1) or rules["min_edge_gap"] < 0:
+    radii = [float(r) for r in task.spec["sizes"].values()]
+    # sizes not a power of two: words may be rejected; a reach <= 0: squared distances don't decide like _fits
+    if len(radii) & (len(radii) - 1) or 2 * min(radii) + rules["min_edge_gap"] <= 0:
         yield from (sample(task, split, i, s) for i, s in zip(indices, seeds))
         return
     finished: dict[int, Scene] = {}  # scenes done before one started earlier, held to keep the order
@@ -128,8 +135,30 @@ def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
             emitted += 1
 
 
+class _Ready(NamedTuple):
+    """Prepared starts of scenes (see _Lockstep._prepare), row by row."""
+
+    jobs: list  # (index, seed)
+    raw: np.ndarray  # the raw values after the first draws
+    coord: np.ndarray  # each of them as uniform(low, high)
+    cameras: list
+    lights: list
+    axes: np.ndarray  # the cameras' right and behind ground directions (x, y)
+    count: np.ndarray  # objects to place
+    has_half: np.ndarray  # the stream's cached 32-bit half after the count's draw
+    half: np.ndarray
+    rejected: np.ndarray  # the count's word was rejected: `sample` draws that scene
+
+
 class _Lockstep:
-    """The layout loops of the scenes in flight, one row (slot) per scene (see sample_many)."""
+    """The layout loops of the scenes in flight, one row (slot) per scene (see sample_many).
+
+    The screen works in each camera's ground frame: a try's and an object's coordinates along the right and
+    behind directions (u, v) are computed once, so a pair costs differences, not dot products. _fits' tests
+    become the sign of one score per pair, min(du² + dv² - reach², q (q - margin)) with q = min(|du|, |dv|):
+    negative exactly when the objects are too close or 0 < q < margin. The frame and the squares round
+    differently from _fits' own arithmetic, by far less than BAND, so a try whose closest score is within
+    the BAND of 0 sends its scene to `sample`."""
 
     def __init__(self, task: Task, rules: dict, jobs):
         sizes = task.spec["sizes"]
@@ -142,25 +171,32 @@ class _Lockstep:
         periods = task.spec.get("rotation_period_deg", {})
         self.half_period = np.array([math.radians(periods[s]) / 2 if s in periods else np.nan for s in self.shapes])
         self.n_colors = np.array([len(self.colors_by_shape[s]) for s in self.shapes])
+        self.heights = [[object_scale(shape, radius) for radius in self.radii.tolist()] for shape in self.shapes]
         self.low, self.high = (float(v) for v in rules["xy_range"])
         self.gap, self.margin = rules["min_edge_gap"], rules["margin"]
         self.max_tries, self.max_layouts = rules["max_object_tries"], rules["max_scene_tries"]
+        # the screen's rounding is below 1e-13 of this (coordinates, reaches and margin all squared)
+        scale = 2 * max(abs(self.low), abs(self.high)) + 2 * self.radii.max() + abs(self.gap) + self.margin
+        self.band = BAND * scale * scale
         self.jobs = jobs  # (index, seed) pairs still to start
         n = SLOTS
         most = int(rules["num_objects"][1])
         self.raw = np.zeros((n, SCENE_RAWS), np.uint64)
         self.coord = np.zeros((n, SCENE_RAWS))  # every raw value as uniform(low, high)
-        self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for each scene a slot takes
-        self.pending: deque = deque()  # (index, seed) of the next scenes, with their bit generators' states
+        self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # each slot's scene's bit generator
+        self.spare = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for the prepared starts
+        self.ready: _Ready | None = None  # the prepared starts, and how many of them have started
+        self.ready_at = 0
         self.job: list[tuple[int, int, int] | None] = [None] * n  # (number, index, seed) of each slot's scene
         self.busy = np.zeros(n, bool)
         self.pos = np.zeros(n, np.int64)
         self.has_half = np.zeros(n, bool)
         self.half = np.zeros(n, np.uint64)
         self.count = np.zeros(n, np.int64)
-        self.axes = np.zeros((n, 2, 2))  # the camera's right and behind ground directions
+        self.axes = np.zeros((n, 2, 2))  # the camera's right and behind ground directions (x, y)
         self.cameras, self.lights = [None] * n, [None] * n
         self.placed = np.zeros((n, most, 3))  # x, y, radius of the current layout's objects
+        self.frame = np.full((3, most, n), FAR)  # their u, v and radius (object-major: the screen reduces over objects)
         self.kind = np.zeros((n, most, 4), np.int64)  # size, shape, colour, material indices
         self.yaw = np.full((n, most), np.nan)
         self.k = np.zeros(n, np.int64)  # objects placed in the current layout
@@ -170,44 +206,74 @@ class _Lockstep:
         self.fallback = np.zeros(n, bool)
         self.started = 0
 
-    def _load(self, slot: int) -> None:
-        """Start the next scene in `slot`: its own stream draws camera, lights and count, as `sample` does."""
-        if not self.pending:
-            jobs = list(itertools.islice(self.jobs, SLOTS))
-            self.pending.extend(zip(jobs, pcg64_states(seed for _, seed in jobs)))
-        self.busy[slot] = bool(self.pending)
-        if not self.pending:
+    def _prepare(self) -> None:
+        """The starts of the next SLOTS scenes, all at once (starting a few per pass would pay numpy's per-call
+        cost each time): seed each one's bit generator, then its first raw values are the draws `sample` makes
+        first (camera offsets, light offsets, object count), the rest its layouts' draws."""
+        jobs = list(itertools.islice(self.jobs, SLOTS))
+        self.ready, self.ready_at = None, 0
+        if not jobs:
             return
-        (index, seed), state = self.pending.popleft()
-        self.job[slot] = (self.started, index, seed)
-        self.started += 1
-        rules = self.rules
-        bitgen = self.bitgens[slot]
-        bitgen.state = state
-        draws = DrawStream(bitgen, False, 0)
-        camera = jittered_camera(rules["camera"], rules["visibility_resolution"], draws)
-        self.cameras[slot], self.lights[slot] = camera, jittered_lights(rules["lights"], draws)
+        rules, camera, lights = self.rules, self.rules["camera"], self.rules["lights"]
         low, high = rules["num_objects"]
-        self.count[slot] = draws.integers(low, high + 1)
-        directions = camera.ground_directions()
-        self.axes[slot] = directions["right"][:2], directions["behind"][:2]
-        self.has_half[slot], self.half[slot] = draws.has_half, draws.half
-        self.raw[slot] = draws.hand_over(SCENE_RAWS)
-        self.coord[slot] = self.low + (self.high - self.low) * ((self.raw[slot] >> np.uint64(11)) * UNIT)
-        self.pos[slot] = self.k[slot] = self.tries[slot] = self.layouts[slot] = 0
-        self.done[slot] = self.fallback[slot] = False
+        choices = high + 1 - low
+        first = 3 + 3 * len(LIGHTS) + (choices > 1)  # raw values before the layouts (numpy draws no word for one choice)
+        raws = []
+        for bitgen, state in zip(self.spare, pcg64_states(seed for _, seed in jobs)):
+            bitgen.state = state
+            raws.append(bitgen.random_raw(first + SCENE_RAWS))
+        raw = np.stack(raws)
+        cameras = jittered_cameras(camera, rules["visibility_resolution"],
+                                   uniforms(raw[:, :3], -camera["jitter"], camera["jitter"]))
+        light_offsets = uniforms(raw[:, 3:3 + 3 * len(LIGHTS)], -lights["jitter"], lights["jitter"])
+        count, rejected = np.full(len(jobs), low), np.zeros(len(jobs), bool)
+        if choices > 1:  # integers(low, high + 1): Lemire's draw on the low half of the last value; the high half waits
+            drawn, rejected = bounded(raw[:, first - 1] & np.uint64(LOW32), np.uint64(choices))
+            count += drawn
+        self.ready = _Ready(jobs, raw[:, first:], uniforms(raw[:, first:], self.low, self.high), cameras,
+                            jittered_light_sets(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3)),
+                            ground_axes(np.array([c.world_to_camera for c in cameras]))[:, :, :2], count,
+                            np.full(len(jobs), choices > 1), raw[:, first - 1] >> np.uint64(32), rejected)
+
+    def _load(self, slots: np.ndarray) -> None:
+        """Start the next scenes in `slots` (from the prepared starts); slots left without one go idle."""
+        taken = 0
+        while taken < len(slots):
+            if self.ready is None or self.ready_at == len(self.ready.jobs):
+                self._prepare()
+                if self.ready is None:
+                    break
+            ready, at = self.ready, self.ready_at
+            part = slots[taken:taken + len(ready.jobs) - at]
+            rows = np.arange(at, at + len(part))
+            for slot, row in zip(part.tolist(), rows.tolist()):
+                index, seed = ready.jobs[row]
+                self.job[slot] = (self.started, index, seed)
+                self.started += 1
+                self.cameras[slot], self.lights[slot] = ready.cameras[row], ready.lights[row]
+                self.bitgens[slot], self.spare[row] = self.spare[row], self.bitgens[slot]  # the scene's own, drawn on
+            self.raw[part], self.coord[part], self.axes[part] = ready.raw[rows], ready.coord[rows], ready.axes[rows]
+            self.count[part], self.has_half[part], self.half[part] = ready.count[rows], ready.has_half[rows], ready.half[rows]
+            self.fallback[part] = ready.rejected[rows]
+            taken += len(part)
+            self.ready_at += len(part)
+        started = slots[:taken]
+        self.pos[started] = self.k[started] = self.tries[started] = self.layouts[started] = 0
+        self.frame[:, :, started] = FAR
+        self.done[started] = False
+        self.busy[started] = True
+        self.busy[slots[taken:]] = False
 
     def _top_up(self, slot: int) -> None:
         pos = int(self.pos[slot])
         self.raw[slot] = np.concatenate([self.raw[slot, pos:], self.bitgens[slot].random_raw(pos)])
-        self.coord[slot] = self.low + (self.high - self.low) * ((self.raw[slot] >> np.uint64(11)) * UNIT)
+        self.coord[slot] = uniforms(self.raw[slot], self.low, self.high)
         self.pos[slot] = 0
 
     def run(self) -> Iterator[tuple[int, int, int, tuple | None]]:
         """(number, index, seed, (program, camera, lights) or None: use `sample`) of every scene, as each finishes."""
-        headroom = 3 * max(TRIES_AT_ONCE, TRIES_WHEN_FEW) + 8  # raw values one pass and one object's draws may take
-        for slot in range(SLOTS):
-            self._load(slot)
+        headroom = 3 * self.max_tries + 8  # raw values one pass and one object's draws may take
+        self._load(np.arange(SLOTS))
         while True:
             active = np.flatnonzero(self.busy)
             if not active.size:
@@ -215,14 +281,34 @@ class _Lockstep:
             for slot in active[self.pos[active] + headroom > SCENE_RAWS]:
                 self._top_up(slot)
             self._screen(active)
-            for slot in np.flatnonzero(self.busy & (self.done | self.fallback)):
-                found = None if self.fallback[slot] else (self.program(slot), self.cameras[slot], self.lights[slot])
-                yield *self.job[slot], found
-                self._load(slot)
+            ended = np.flatnonzero(self.busy & (self.done | self.fallback))
+            slots = ended.tolist()
+            for slot, fallback, program in zip(slots, self.fallback[ended].tolist(), self.programs(slots)):
+                yield *self.job[slot], None if fallback else (program, self.cameras[slot], self.lights[slot])
+            self._load(ended)
 
     def _screen(self, ids: np.ndarray) -> None:
         """Screen the next tries of each scene's current object; place it where one fits."""
-        count = TRIES_AT_ONCE if ids.size >= FEW_SCENES else TRIES_WHEN_FEW
+        if ids.size < FEW_SCENES:
+            counts = np.full(ids.size, self.max_tries)
+        else:
+            counts = TRIES_BY_PLACED[np.minimum(self.k[ids], len(TRIES_BY_PLACED) - 1)]
+        screened = [self._screen_tries(ids[counts == count], int(count)) for count in np.unique(counts)]
+        ids, found, used, size, x, y = (np.concatenate(column) for column in zip(*screened))
+        self._skip_tries(ids, used)
+        self.tries[ids] += used
+        out = ids[~found & (self.tries[ids] >= self.max_tries)]  # an object did not fit: a new layout
+        self.k[out] = 0
+        self.tries[out] = 0
+        self.frame[:, :, out] = FAR
+        self.layouts[out] += 1
+        self.fallback[out[self.layouts[out] >= self.max_layouts]] = True  # `sample` raises the error
+        hit = np.flatnonzero(found)
+        if hit.size:
+            self._place(ids[hit], size[hit], x[hit], y[hit])
+
+    def _screen_tries(self, ids: np.ndarray, count: int):
+        """(ids, found, tries used, and the size, x, y of the try that fits) for `count` tries of each scene."""
         has_half, pos = self.has_half[ids], self.pos[ids]
         layouts = [try_layout(False, count), try_layout(True, count)]
         offsets, halves, xs, ys = (np.where(has_half[:, None], with_half, without)
@@ -233,45 +319,36 @@ class _Lockstep:
         words[:, 0] = np.where(has_half, self.half[ids], words[:, 0])
         size = ((words * np.uint64(len(self.size_names))) >> np.uint64(32)).astype(np.int64)
         x, y = self.coord[rows, pos[:, None] + xs], self.coord[rows, pos[:, None] + ys]
-        radius = self.radii[size]
-        k = self.k[ids]
-        most = int(k.max())
-        fits = np.ones((ids.size, count), bool)
-        if most:
-            # (objects, scenes, tries): reductions over the leading axis are plain elementwise passes
-            others = self.placed[ids, :most].transpose(1, 0, 2)[:, :, None, :]
-            dx, dy = x - others[..., 0], y - others[..., 1]
-            # _fits' `hypot(dx, dy) - radius - other < gap` as `dx² + dy² < (gap + radius + other)²` (hypot is
-            # most of a pass's time otherwise): the two decide alike outside a 1e-9 relative band (gap >= 0)
-            reach = (radius + self.gap) + others[..., 2]
-            reach *= reach
-            short = dx * dx + dy * dy - reach  # < 0: too close (a - b < 0 exactly when a < b)
-            axes = self.axes[ids]
-            along = [dx * axes[:, a, 0, None] + dy * axes[:, a, 1, None] for a in range(2)]
-            # _fits' four directions are right, left = -right, behind, front = -behind: 0 < +-p < margin
-            crowded = np.logical_or.reduce([(p != 0) & (np.abs(p) < self.margin) for p in along])
-            real = np.arange(most)[:, None, None] < k[:, None]
-            fits = ~(((short < 0) | crowded) & real).any(axis=0)
-            near = np.abs(short) < 1e-9 * reach
-            if near.any():  # rare: only then the full test of which scenes it concerns
-                self.fallback[ids[(near & ~crowded & real).any(axis=(0, 2))]] = True
         left = self.max_tries - self.tries[ids]
-        fits &= np.arange(count) < left[:, None]
+        fits = np.arange(count) < left[:, None]
+        most = int(self.k[ids].max())
+        if most:
+            axes = self.axes[ids]
+            u = x * axes[:, 0, 0, None] + y * axes[:, 0, 1, None]  # (scenes, tries)
+            v = x * axes[:, 1, 0, None] + y * axes[:, 1, 1, None]
+            other_u, other_v, other_radius = self.frame[:, :most][:, :, ids, None]  # each (objects, scenes, 1)
+            reach = (self.radii[size] + self.gap) + other_radius
+            du, dv = u - other_u, v - other_v
+            score = du * du
+            score += dv * dv
+            score -= reach * reach
+            np.abs(du, out=du)
+            np.abs(dv, out=dv)
+            q = np.minimum(du, dv, out=du)
+            crowd = q - self.margin
+            crowd *= q
+            closest = np.minimum(score, crowd, out=score).min(axis=0)  # (scenes, tries)
+            fits &= closest > 0
+            near = np.abs(closest) < self.band
+            if near.any():  # rare: `sample` decides these scenes
+                self.fallback[ids[near.any(axis=1)]] = True
         found = fits.any(axis=1)
         first = fits.argmax(axis=1)
         used = np.where(found, first + 1, np.minimum(count, left))
-        self._skip_tries(ids, used)
-        self.tries[ids] += used
-        out = ids[~found & (self.tries[ids] >= self.max_tries)]  # an object did not fit: a new layout
-        self.k[out] = 0
-        self.tries[out] = 0
-        self.layouts[out] += 1
-        self.fallback[out[self.layouts[out] >= self.max_layouts]] = True  # `sample` raises the error
-        hit = np.flatnonzero(found)
-        if hit.size:
-            self._place(ids[hit], size[hit, first[hit]], x[hit, first[hit]], y[hit, first[hit]], radius[hit, first[hit]])
+        pick = np.arange(ids.size), first
+        return ids, found, used, size[pick], x[pick], y[pick]
 
-    def _place(self, ids, size, x, y, radius) -> None:
+    def _place(self, ids, size, x, y) -> None:
         """The object fits: draw its shape, colour, material and yaw, as `_place_objects` does."""
         shape = self._below(ids, np.full(ids.size, len(self.shapes)))
         color = self._below(ids, self.n_colors[shape])
@@ -282,10 +359,13 @@ class _Lockstep:
         self.yaw[ids, k] = np.nan  # a failed layout may have left a yaw here
         if turns.size:
             t = ids[turns]
-            unit = (self.raw[t, self.pos[t]] >> np.uint64(11)) * UNIT
+            self.yaw[t, k[turns]] = uniforms(self.raw[t, self.pos[t]], -half[turns], half[turns])
             self.pos[t] += 1
-            self.yaw[t, k[turns]] = -half[turns] + (half[turns] - -half[turns]) * unit
+        radius = self.radii[size]
         self.placed[ids, k] = np.stack([x, y, radius], axis=1)
+        axes = self.axes[ids]
+        self.frame[:2, k, ids] = x * axes[:, :, 0].T + y * axes[:, :, 1].T  # as the screen's u, v
+        self.frame[2, k, ids] = radius
         self.kind[ids, k] = np.stack([size, shape, color, material], axis=1)
         self.tries[ids] = 0
         self.k[ids] += 1
@@ -309,10 +389,10 @@ class _Lockstep:
         """The next 32-bit word of every scene in `ids` (PCG64: a cached high half, or a fresh value's low half)."""
         has_half, pos = self.has_half[ids], self.pos[ids]
         raw = self.raw[ids, pos]
+        self.pos[ids] = pos + ~has_half
         words = np.where(has_half, self.half[ids], raw & np.uint64(LOW32))
         fresh = ids[~has_half]
         self.half[fresh] = raw[~has_half] >> np.uint64(32)
-        self.pos[ids] = pos + ~has_half
         self.has_half[ids] = ~has_half
         return words
 
@@ -321,23 +401,23 @@ class _Lockstep:
         value = np.zeros(ids.size, np.int64)
         draw = n > 1  # numpy draws nothing for a single choice
         if draw.any():
-            bound = n[draw].astype(np.uint64)
-            m = self._word(ids[draw]) * bound
-            rejected = (m & np.uint64(LOW32)) < (np.uint64(2**32) - bound) % bound
+            value[draw], rejected = bounded(self._word(ids[draw]), n[draw].astype(np.uint64))
             self.fallback[ids[draw][rejected]] = True
-            value[draw] = (m >> np.uint64(32)).astype(np.int64)
         return value
 
-    def program(self, b: int) -> Program:
-        count = int(self.count[b])
+    def programs(self, slots: list[int]) -> list[Program]:
+        """The finished layouts of `slots` as programs (arrays read once for all of them)."""
         objects = []
-        for (x, y, radius), (size, shape, color, material), yaw in zip(
-                self.placed[b, :count].tolist(), self.kind[b, :count].tolist(), self.yaw[b, :count].tolist()):
-            shape_name = self.shapes[shape]
-            numbers = {"loc": (x, y, object_scale(shape_name, radius))}
-            if not math.isnan(yaw):
-                numbers["rotation"] = (yaw,)
-            attrs = {"shape": shape_name, "color": self.colors_by_shape[shape_name][color],
-                     "material": self.materials[material], "size": self.size_names[size]}
-            objects.append(Obj(attrs, numbers))
-        return Program(objects)
+        for count, placed, kinds, yaws in zip(self.count[slots].tolist(), self.placed[slots].tolist(),
+                                              self.kind[slots].tolist(), self.yaw[slots].tolist()):
+            scene = []
+            for (x, y, _), (size, shape, color, material), yaw in zip(placed[:count], kinds[:count], yaws[:count]):
+                numbers = {"loc": (x, y, self.heights[shape][size])}
+                if not math.isnan(yaw):  # the shape has a yaw
+                    numbers["rotation"] = (yaw,)
+                shape_name = self.shapes[shape]
+                attrs = {"shape": shape_name, "color": self.colors_by_shape[shape_name][color],
+                         "material": self.materials[material], "size": self.size_names[size]}
+                scene.append(Obj(attrs, numbers))
+            objects.append(Program(scene))
+        return objects

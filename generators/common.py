@@ -4,15 +4,24 @@ from __future__ import annotations
 import numpy as np
 
 from igbench.errors import UserError
-from igbench.scene import Camera, Light
+from igbench.scene import Camera, Light, look_at_matrices
 from igbench.task import Task
+
+
+LIGHTS = ("key", "fill", "back")
 
 
 def jittered_camera(spec: dict, resolution, rng) -> Camera:
     """A camera at `location` plus a uniform offset in [-jitter, jitter] per axis, looking at `look_at`."""
-    location = np.asarray(spec["location"], float) + rng.uniform(-spec["jitter"], spec["jitter"], 3)
+    (camera,) = jittered_cameras(spec, resolution, rng.uniform(-spec["jitter"], spec["jitter"], 3)[None])
+    return camera
+
+
+def jittered_cameras(spec: dict, resolution, offsets: np.ndarray) -> list[Camera]:
+    """jittered_camera for many drawn offsets (n, 3) at once."""
     width, height = resolution
-    return Camera.look_at(location, spec["look_at"], spec["focal_mm"], spec["sensor_width_mm"], width, height)
+    world_to_camera = look_at_matrices(np.asarray(spec["location"], float) + offsets, spec["look_at"])
+    return Camera.many(world_to_camera, spec["focal_mm"], spec["sensor_width_mm"], width, height)
 
 
 def shell_camera(spec: dict, resolution, rng) -> Camera:
@@ -27,14 +36,19 @@ def shell_camera(spec: dict, resolution, rng) -> Camera:
     return Camera.look_at(location, target, spec["focal_mm"], spec["sensor_width_mm"], width, height)
 
 
-def jittered_lights(spec: dict, rng, names=("key", "fill", "back")) -> list[Light]:
-    lights = []
-    for name in names:
-        decl = spec[name]
-        location = np.asarray(decl["location"], float) + rng.uniform(-spec["jitter"], spec["jitter"], 3)
-        lights.append(Light(name, "AREA", tuple(location.tolist()), (0.0, 0.0, 0.0), float(decl["energy"]),
-                            float(decl["size"])))
+def jittered_lights(spec: dict, rng, names=LIGHTS) -> list[Light]:
+    """Area lights at their `location` plus a uniform offset in [-jitter, jitter] per axis, drawn in `names` order."""
+    (lights,) = jittered_light_sets(spec, np.stack([rng.uniform(-spec["jitter"], spec["jitter"], 3) for _ in names])[None],
+                                    names)
     return lights
+
+
+def jittered_light_sets(spec: dict, offsets: np.ndarray, names=LIGHTS) -> list[list[Light]]:
+    """jittered_lights for many drawn offsets (n, len(names), 3) at once."""
+    decls = [spec[name] for name in names]
+    locations = np.array([decl["location"] for decl in decls], float) + offsets
+    return [[Light(name, "AREA", tuple(location), (0.0, 0.0, 0.0), float(decl["energy"]), float(decl["size"]))
+             for name, decl, location in zip(names, decls, lights)] for lights in locations.tolist()]
 
 
 def place_with_retries(place, tries: int, what: str, hint: str):

@@ -80,7 +80,7 @@ class DrawStream:
             return low + (high - low) * self.double()
         self._fetch(size)
         self.pos += size
-        return low + (high - low) * ((self.raw[self.pos - size:self.pos] >> np.uint64(11)) * UNIT)
+        return uniforms(self.raw[self.pos - size:self.pos], low, high)
 
     def integers(self, low: int, high: int) -> int:
         """`rng.integers(low, high)` (high excluded)."""
@@ -99,6 +99,18 @@ class DrawStream:
 
     def choice(self, items):
         return items[self.below(len(items))]
+
+
+def uniforms(raw: np.ndarray, low, high) -> np.ndarray:
+    """`uniform(low, high)` of each raw value (numpy's next_double, then low + (high - low) * double)."""
+    return low + (high - low) * ((raw >> np.uint64(11)) * UNIT)
+
+
+def bounded(words: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`integers(0, n)` from 32-bit words (uint64 arrays), Lemire's method as DrawStream.below: the values, and
+    where the word is one numpy rejects (and draws another for)."""
+    m = words * n
+    return (m >> np.uint64(32)).astype(np.int64), (m & np.uint64(LOW32)) < (np.uint64(2**32) - n) % n
 
 
 _LAYOUTS: dict[tuple[bool, int], tuple] = {}

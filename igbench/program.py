@@ -92,18 +92,18 @@ def format_program(program: Program, task: Task, precision: int = 3) -> str:
 
 
 def format_object(obj: Obj, task: Task, precision: int = 3) -> str:
-    parts = [f"{name}='{obj.attrs[name]}'" for name in task.categorical if name in obj.attrs]
+    attrs, numbers = obj.attrs, obj.numbers
+    parts = [f"{name}='{attrs[name]}'" for name in task.categorical if name in attrs]
     for name, decl in task.numeric.items():
-        if name not in obj.numbers:
-            continue
-        values = [format_number(v, precision) for v in obj.numbers[name]]
-        parts.append(f"{name}={values[0]}" if decl.arity == 1 else f"{name}=({', '.join(values)})")
+        if name in numbers:
+            values = [format_number(v, precision) for v in numbers[name]]
+            parts.append(f"{name}={values[0]}" if decl.arity == 1 else f"{name}=({', '.join(values)})")
     return f"add({', '.join(parts)})"
 
 
 def format_number(value: float, precision: int) -> str:
-    text = f"{value:+.{precision}f}"
-    return "+" + text[1:] if float(text) == 0 else text  # no '-0.000'
+    text = "%+.*f" % (precision, value)
+    return "+" + text[1:] if not text.strip("+-0.") else text  # a zero is '+0.000', never '-0.000'
 
 
 # ---------------------------------------------------------------------------------------------- parsing

@@ -6,8 +6,10 @@ at the top-left corner of the image. World: z up, the ground plane is z = 0.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as json_string  # json.dumps' own string encoder (ensure_ascii)
 
 import numpy as np
 
@@ -31,17 +33,17 @@ class Camera:
 
     @classmethod
     def look_at(cls, location, target, focal_mm: float, sensor_width_mm: float, width: int, height: int) -> Camera:
-        location, target = np.asarray(location, float), np.asarray(target, float)
-        forward = _unit(target - location)
-        right = _unit(_cross(forward, [0.0, 0.0, 1.0]))
-        down = _cross(forward, right)
-        rotation = np.stack([right, down, forward])
-        world_to_camera = np.eye(4)
-        world_to_camera[:3, :3] = rotation
-        world_to_camera[:3, 3] = -rotation @ location
+        (camera,) = cls.many(look_at_matrices(np.asarray(location, float)[None], target), focal_mm, sensor_width_mm,
+                             width, height)
+        return camera
+
+    @classmethod
+    def many(cls, world_to_camera: np.ndarray, focal_mm: float, sensor_width_mm: float, width: int,
+             height: int) -> list[Camera]:
+        """Cameras with the given extrinsics (n, 4, 4) and one lens and image size."""
         f_px = focal_mm / sensor_width_mm * width
-        K = np.array([[f_px, 0.0, width / 2], [0.0, f_px, height / 2], [0.0, 0.0, 1.0]])
-        return cls(_tuples(K), _tuples(world_to_camera), int(width), int(height))
+        K = _tuples([[f_px, 0.0, width / 2], [0.0, f_px, height / 2], [0.0, 0.0, 1.0]])
+        return [cls(K, _tuples(matrix), int(width), int(height)) for matrix in world_to_camera.tolist()]
 
     @property
     def K_array(self) -> np.ndarray:
@@ -76,9 +78,7 @@ class Camera:
 
     def ground_directions(self) -> dict[str, np.ndarray]:
         """Unit vectors in the ground plane for 'left', 'right', 'front' and 'behind' as the camera sees them."""
-        rotation = self.extrinsics[:3, :3]
-        right = _unit(rotation[0] * [1, 1, 0])
-        behind = _unit(rotation[2] * [1, 1, 0])
+        ((right, behind),) = ground_axes(self.extrinsics[None])
         return {"right": right, "left": -right, "behind": behind, "front": -behind}
 
     def to_dict(self) -> dict:
@@ -152,6 +152,89 @@ def objects_row(obj: Obj, task: Task) -> dict:
     return row
 
 
+class SceneLines:
+    """`json.dumps({**scene.to_dict(task), "program": program})`, the same bytes, without building the dict.
+
+    json.dumps (default separators, ensure_ascii) writes a dict as `{"key": value, ...}`, a string through
+    `encode_basestring_ascii`, True/False as true/false, an int and a finite float by their repr, and a
+    list as `[a, b]`: exactly Python's repr of a list of ints and finite floats. So the templates below are
+    filled with encoded strings, `true`/`false` and the repr of each list of numbers. A non-finite float is
+    the one number whose repr differs (nan, inf: json writes NaN, Infinity); its repr contains an 'n' and
+    no finite float's does, so such a scene falls back to json.dumps. Numbers must be ints or floats, as a
+    Scene holds them (tests/test_scene_lines.py checks the bytes on sampled scenes and edge values)."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.categorical = tuple(task.categorical)
+        self.numeric = tuple((name, (0.0,) * decl.arity, decl.required) for name, decl in task.numeric.items())
+        keys = list(self.categorical)
+        for name, _, required in self.numeric:
+            keys += [name] if required else [name, f"has_{name}"]
+        self.object_template = "{" + ", ".join(f"{json_string(key)}: %s" for key in keys) + "}"
+        self.strings = _Encoded()
+        self.repeated: dict = {}  # texts of the parts that repeat from scene to scene (intrinsics, lights but their location)
+
+    def line(self, scene: Scene, program: str) -> str:
+        numbers = []  # the repr of every list of numbers, checked at once for nan and inf
+        objects = []
+        strings = self.strings
+        for obj in scene.program:
+            attrs, values = obj.attrs, obj.numbers
+            fields = [strings[attrs[name]] for name in self.categorical]
+            for name, zeros, required in self.numeric:
+                text = repr(list(values.get(name, zeros)))
+                numbers.append(text)
+                fields.append(text)
+                if not required:
+                    fields.append("true" if name in values else "false")
+            objects.append(self.object_template % tuple(fields))
+        camera = scene.camera
+        K, world_to_camera = self._repeated(camera.K), repr([list(r) for r in camera.world_to_camera])
+        numbers.append(world_to_camera)
+        lights = []
+        for light in scene.lights:
+            location = repr(list(light.location))
+            numbers.append(location)
+            rest = self._repeated(light.name, light.type, light.target, light.energy, light.size)
+            lights.append(rest and rest[0] + location + rest[1])
+        if "n" in "".join(numbers) or K is None or None in lights:
+            return json.dumps({**scene.to_dict(self.task), "program": program})
+        return (f'{{"id": {strings[scene.id]}, "task": {strings[scene.task]}, "split": {strings[scene.split]}, '
+                f'"index": {scene.index!r}, "seed": {scene.seed!r}, "objects": [{", ".join(objects)}], '
+                f'"camera": {{"K": {K}, "world_to_camera": {world_to_camera}, "width": {camera.width!r}, '
+                f'"height": {camera.height!r}}}, "lights": [{", ".join(lights)}], "program": {json_string(program)}}}')
+
+    def _repeated(self, *parts):
+        """The text of a camera's intrinsics, or of a light before and after its location, made once for the
+        same objects (a split's cameras share one K, its lights their constant fields); None where a number in
+        it is not finite. Keyed by identity, not value: -0.0 == 0.0 and 3 == 3.0, but their texts differ. The
+        entry keeps its objects alive, so no other object can take their ids while it is kept."""
+        key = tuple(map(id, parts))
+        entry = self.repeated.get(key)
+        if entry is None:
+            if len(self.repeated) > 64:  # bounded, whatever the scenes hold
+                self.repeated.clear()
+            if len(parts) == 1:  # intrinsics
+                numbers = text = repr([list(row) for row in parts[0]])
+            else:
+                name, kind, target, energy, size = parts
+                numbers = f"{list(target)!r}{energy!r}{size!r}"
+                text = (f'{{"name": {json_string(name)}, "type": {json_string(kind)}, "location": ',
+                        f', "target": {list(target)!r}, "energy": {energy!r}, "size": {size!r}}}')
+            entry = self.repeated[key] = (parts, None if "n" in numbers else text)
+        return entry[1]
+
+
+class _Encoded(dict):
+    """json.dumps' text of each string, encoded once (attribute values repeat from object to object)."""
+
+    def __missing__(self, text: str) -> str:
+        if len(self) > 4096:  # bounded, whatever the scenes hold
+            self.clear()
+        encoded = self[text] = json_string(text)
+        return encoded
+
+
 def object_from_row(row: dict, task: Task) -> Obj:
     attrs = {name: row[name] for name in task.categorical}
     numbers = {
@@ -162,15 +245,56 @@ def object_from_row(row: dict, task: Task) -> Obj:
     return Obj(attrs, numbers)
 
 
-def _unit(v) -> np.ndarray:
-    v = np.asarray(v, float)
-    return v / math.sqrt(v.dot(v))  # np.linalg.norm's own arithmetic (the same dot), without its checks
+# Cameras in bulk, with the arithmetic of one camera at a time: the same elementwise operations, and every dot
+# product (the norms, `rotation @ location`) through the same BLAS routine (ddot, gemv) with the same strides,
+# which np.matmul on stacks calls once per row. OpenBLAS's kernels for such short vectors round differently
+# when the data does not start on a 16-byte boundary (measured: 37% of gemv results differ), which a freshly
+# allocated vector or matrix always does, so each row is handed over from its own aligned place (_blas_rows).
+# An elementwise sum or einsum would round differently again (BLAS fuses multiply-adds).
 
 
-def _cross(a, b) -> np.ndarray:
-    """np.cross of two 3-vectors, the same products and differences without its general-case overhead."""
-    (a0, a1, a2), (b0, b1, b2) = np.asarray(a, float).tolist(), np.asarray(b, float).tolist()
-    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+def look_at_matrices(locations: np.ndarray, target) -> np.ndarray:
+    """world_to_camera (n, 4, 4) of cameras at `locations` (n, 3) looking at `target`, z up (OpenCV axes)."""
+    forward = _units(np.asarray(target, float) - locations)
+    right = _units(_cross(forward, np.array([0.0, 0.0, 1.0])))
+    down = _cross(forward, right)
+    rotation = np.stack([right, down, forward], axis=1)
+    world_to_camera = np.zeros((len(locations), 4, 4))
+    world_to_camera[:, :3, :3] = rotation
+    translation = _blas_rows(np.zeros((len(locations), 3, 1)))
+    np.matmul(_blas_rows(-rotation), _blas_rows(locations[:, :, None]), out=translation)
+    world_to_camera[:, :3, 3] = translation[:, :, 0]
+    world_to_camera[:, 3, 3] = 1.0
+    return world_to_camera
+
+
+def ground_axes(world_to_camera: np.ndarray) -> np.ndarray:
+    """(n, 2, 3): the right and behind unit vectors in the ground plane of each camera (n, 4, 4)."""
+    flat = np.array([1.0, 1.0, 0.0])
+    return np.stack([_units(world_to_camera[:, 0, :3] * flat), _units(world_to_camera[:, 2, :3] * flat)], axis=1)
+
+
+def _units(v: np.ndarray) -> np.ndarray:
+    """Rows of `v` (n, 3) over their norms: np.linalg.norm's arithmetic (a BLAS dot per row), without its checks."""
+    rows = _blas_rows(v)
+    return v / np.sqrt(np.matmul(rows[:, None, :], rows[:, :, None])[:, 0])
+
+
+def _blas_rows(a: np.ndarray) -> np.ndarray:
+    """A copy of `a` (n, ...) whose rows are C-contiguous and each start on a 16-byte boundary."""
+    size = math.prod(a.shape[1:])
+    stride = size + size % 2  # an even number of doubles from one aligned row to the next
+    buffer = np.empty(len(a) * stride + 1)
+    start = buffer.ctypes.data % 16 // 8  # 0, or one double where the allocation is only 8-byte aligned
+    rows = buffer[start:start + len(a) * stride].reshape(len(a), stride)[:, :size].reshape(a.shape)
+    rows[...] = a
+    return rows
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.cross of rows of 3-vectors: the same products and differences, without its general-case overhead."""
+    (a0, a1, a2), (b0, b1, b2) = np.moveaxis(a, -1, 0), np.moveaxis(b, -1, 0)
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
 
 
 def _tuples(matrix) -> tuple[tuple[float, ...], ...]:

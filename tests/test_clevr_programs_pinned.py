@@ -54,16 +54,37 @@ def crowded_task(tmp_path, **split):
     return load_task(str(path))
 
 
-def test_many_at_once_equals_one_by_one_on_a_crowded_split(tmp_path):
-    """Many failed layouts, one-colour and three-colour choices (Lemire's rejection path), cubes' yaws."""
+@pytest.mark.parametrize("gap", [None, -0.2])
+def test_many_at_once_equals_one_by_one_on_a_crowded_split(tmp_path, gap):
+    """Many failed layouts, one-colour and three-colour choices (Lemire's rejection path), cubes' yaws; a
+    negative gap (objects may overlap) goes through the lockstep too."""
     from igbench.generators import sample_scenes
 
-    task = crowded_task(tmp_path)
+    task = crowded_task(tmp_path, **({} if gap is None else {"min_edge_gap": gap}))
     many = list(sample_scenes(task, "crowded", range(150), 4))
     for i in range(150):
         one = sample_scene(task, "crowded", i, 4)
         assert many[i].to_dict(task) == one.to_dict(task), i
         assert format_program(many[i].program, task) == format_program(one.program, task)
+
+
+@pytest.mark.parametrize("tries, band", [([1], 1e-9), ([50], 1e-9), ([1, 4, 4, 8, 8, 16, 16, 32, 32, 50], 1e-3)])
+def test_the_screens_schedule_and_band_change_no_scene(monkeypatch, tries, band):
+    """How many tries a pass screens only changes the speed, and a scene inside the band goes to `sample`
+    (a band of 1e-3 sends some; the scenes stay the same)."""
+    import numpy as np
+
+    from igbench.generators import clevr, sample_scenes
+
+    task = load_task("clevr")
+    expected = [sample_scene(task, "val", i, 2) for i in range(120)]
+    monkeypatch.setattr(clevr, "TRIES_BY_PLACED", np.array(tries))
+    monkeypatch.setattr(clevr, "BAND", band)
+    fallbacks, one_by_one = [], clevr.sample
+    monkeypatch.setattr(clevr, "sample", lambda *args: fallbacks.append(args) or one_by_one(*args))
+    got = list(sample_scenes(task, "val", range(120), 2))
+    assert [s.to_dict(task) for s in got] == [s.to_dict(task) for s in expected]
+    assert (len(fallbacks) > 0) == (band > 1e-6), len(fallbacks)
 
 
 def test_many_at_once_raises_the_same_error_when_nothing_fits(tmp_path):

@@ -7,12 +7,14 @@ command renders only what is missing.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import platform
 import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -130,17 +132,30 @@ def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool)
     visibility check: these are each sample's first candidate)."""
     from igbench.generators import sample_scenes
     from igbench.program import format_program
+    from igbench.scene import SceneLines
 
     root.mkdir(parents=True, exist_ok=True)
     path = root / "programs.jsonl"
     bar = _progress(None, config, config.n, progress, initial=0)
-    with replaced_atomically(path) as tmp, open(tmp, "w") as f, bar:
+    lines = SceneLines(task)
+    with replaced_atomically(path) as tmp, open(tmp, "w") as f, bar, garbage_collection_paused():
         for scene in sample_scenes(task, config.split, range(config.n), config.seed):
-            row = scene.to_dict(task)
-            row["program"] = format_program(scene.program, task)
-            f.write(json.dumps(row) + "\n")
+            f.write(lines.line(scene, format_program(scene.program, task)) + "\n")
             bar.update(1)
     return RenderReport(root, config.n, rendered=config.n)
+
+
+@contextmanager
+def garbage_collection_paused():
+    """No cyclic garbage collection inside: the sampler makes no cycles, but its many short-lived containers
+    trigger collections that rescan everything alive (measured: ~10% of `--programs-only`)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def parse_part(text: str) -> tuple[int, int]:
