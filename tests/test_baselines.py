@@ -302,6 +302,11 @@ def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path,
     assert "--config igllm-7b" in capsys.readouterr().out
     assert main(["--scale", "huge", "--dry-run"]) == 2
     assert "unknown benchmark scale 'huge'" in capsys.readouterr().err
+    assert main(["--scale", "cpu", "--dry-run", "--rows", "cnn-set-vgg16", "--only", "train", *paths]) == 0
+    assert [line.split(":")[1].strip() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("igbench leaderboard: train")] == ["train cnn-set-vgg16"]
+    assert main(["--scale", "cpu", "--dry-run", "--rows", "cnn-set-vgg", *paths]) == 2
+    assert "unknown row 'cnn-set-vgg' (did you mean 'cnn-set-vgg16'?)" in capsys.readouterr().err
     for scale in SCALES_DIR.glob("*.yaml"):  # every shipped scale resolves every row's config
         assert main(["--scale", scale.stem, "--dry-run", *paths]) == 0, scale.stem
     capsys.readouterr()
@@ -389,7 +394,7 @@ def test_the_table_names_the_best_row_per_target_and_whether_its_interval_clears
     (tmp_path / "runs" / "a").mkdir(parents=True)  # a validation curve, as IG-LLM's trainer writes it
     (tmp_path / "runs" / "a" / "eval.csv").write_text("step,parse_rate,count_acc,attr_acc_color,loc_l2_mean\n"
                                                       "500,0.5,,0.2,1.0\n1000,0.9,0.3,0.5,0.8\n")
-    config = LeaderboardConfig(models=[ModelEntry(name=n) for n in rows], runs=str(tmp_path / "runs"),
+    config = LeaderboardConfig(models=[ModelEntry(name=n) for n in [*rows, "c"]], runs=str(tmp_path / "runs"),
                                targets=[TargetEntry(metric="count_acc", at_least=0.8),
                                         TargetEntry(metric="loc_l2_mean", at_most=0.5)])
     try:
@@ -399,6 +404,7 @@ def test_the_table_names_the_best_row_per_target_and_whether_its_interval_clears
     finally:
         shutil.rmtree(tmp_path)
     assert "![learning curves](learning_curves.png)" in text
+    assert "**Not run yet**: c (the same `make benchmark scale=toy` resumes where it stopped)." in text
     section = text[text.index("## Targets"):]
     assert "| count_acc | ≥ 0.8 | a | 0.850 [0.820, 0.880] | 0.750 | prior: 0.150 [0.120, 0.180] | yes | yes |" in section
     assert "| loc_l2_mean | ≤ 0.5 | b | 0.450 [0.400, 1.550] | 0.450 | prior: 1.600 [1.500, 1.700] | yes | no |" in section

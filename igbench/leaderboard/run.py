@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 from igbench.dataset import split_fingerprint
-from igbench.errors import UserError
+from igbench.errors import UserError, did_you_mean
 from igbench.files import write_json_atomic, write_text_atomic
 
 STEPS = ("render", "train", "predict", "score", "refine", "table")
@@ -355,15 +355,17 @@ class Leaderboard:
                            [shlex.join(self.render_cmd(s, int(n))) for s, n in self.c.splits.items()])
         print(f"igbench leaderboard: wrote {path}")
 
-    def run(self, only: list[str]) -> None:
+    def run(self, only: list[str], rows: list[str] = ()) -> None:
         """Render, then train, predict and score one row after another (so each row's result is written as
-        soon as it is done), then refine and write the table."""
+        soon as it is done; `rows`: only these), then refine and write the table."""
         def wanted(step):
             return not only or step in only
 
         if wanted("render"):
             self.step_render()
         for entry in self.c.models:
+            if rows and entry.row not in rows:
+                continue
             for step in ROW_STEPS:
                 if wanted(step):
                     getattr(self, f"step_{step}")(entry)
@@ -381,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m igbench.leaderboard.run", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="small", help="small | paper | a YAML path (default: small)")
     parser.add_argument("--only", default="", help=f"comma-separated steps to run: {', '.join(STEPS)} (default: all)")
+    parser.add_argument("--rows", default="", help="comma-separated rows to train, predict and score (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. splits.train=200 results=results/try")
     args = parser.parse_args(argv)
@@ -390,8 +393,13 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             raise UserError(f"unknown step '{bad[0]}'; steps: {', '.join(STEPS)}")
         config = load_leaderboard_config(args.scale, args.overrides)
+        rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+        known = [m.row for m in config.models]
+        for row in rows:
+            if row not in known:
+                raise UserError(f"unknown row '{row}'{did_you_mean(row, known)}; rows: {', '.join(known)}")
         tick = time.perf_counter()
-        Leaderboard(config, args.scale, args.dry_run).run(only)
+        Leaderboard(config, args.scale, args.dry_run).run(only, rows)
         print(f"igbench leaderboard: done in {(time.perf_counter() - tick) / 60:.1f} min")
     except UserError as err:
         print(f"igbench: error: {err}", file=sys.stderr)

@@ -107,6 +107,10 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     shown = {r[0] for r in rows}
     notes = [f"- **{m.row}**: {' '.join(m.note.split())}" for m in config.models if m.note and m.row in shown]
     lines += [""] + notes if notes else []
+    pending = [m.row for m in config.models if m.row not in shown]
+    if pending:
+        lines += ["", f"**Not run yet**: {', '.join(pending)} (the same `make benchmark scale={scale}` resumes "
+                  "where it stopped)."]
     lines += ["", f"More metrics, `ID / OOD` ({id_split}: n = {_n(rows, task, id_split)}, {ood_split}: "
               f"n = {_n(rows, task, ood_split)}):", ""]
     lines += ["| model | " + " | ".join(label for label, _, _ in layout.more) + " |", "|---|" + "--:|" * len(layout.more)]
