@@ -1,11 +1,14 @@
-"""`cnn-set`: a small CNN trained from scratch that fills K object slots (DETR-style set prediction).
+"""`cnn-set`: a small CNN (from scratch, or a frozen pretrained encoder) that fills object slots.
 
 Each slot predicts existence, every categorical attribute of the task, `loc` (x, y, z; dot2d: x, y) and,
 for shapes whose yaw is visible (the task's `rotation_period_deg`), the yaw as (sin, cos) of yaw * 2 pi / period.
 Training matches slots to reference objects with the Hungarian algorithm (cost: attribute
 log-likelihoods + L1 position + existence) and sums BCE on existence (every slot), cross-entropy on
-attributes, L1 on position and MSE on the yaw's (sin, cos) (matched slots). The network is in
-`cnn_set_model.py` (torch), its config in `cnn_set_config.py`; this module is the registry entry.
+attributes, L1 on position and MSE on the yaw's (sin, cos) (matched slots). With `model.head=cells` every
+cell of the feature map is a slot: an object is trained at the cell its centre projects into (CenterNet's
+focal loss on existence) and read off where existence peaks. `model.backbone` puts a frozen ImageNet
+encoder in front of either head. The network is in `cnn_set_model.py` (torch), its config in
+`cnn_set_config.py`; this module is the registry entry.
 
     igbench train --model cnn-set --data data/clevr [--config PATH] [train.steps=3000 ...]
     igbench predict --checkpoint runs/cnn-set-cnn-set --data data/clevr --split test --out p.jsonl
