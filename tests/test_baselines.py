@@ -395,6 +395,7 @@ def test_the_table_names_the_best_row_per_target_and_whether_its_interval_clears
     (tmp_path / "runs" / "a" / "eval.csv").write_text("step,parse_rate,count_acc,attr_acc_color,loc_l2_mean\n"
                                                       "500,0.5,,0.2,1.0\n1000,0.9,0.3,0.5,0.8\n")
     config = LeaderboardConfig(models=[ModelEntry(name=n) for n in [*rows, "c"]], runs=str(tmp_path / "runs"),
+                               preface="The headline  table\n is elsewhere.",
                                targets=[TargetEntry(metric="count_acc", at_least=0.8),
                                         TargetEntry(metric="loc_l2_mean", at_most=0.5)])
     try:
@@ -404,6 +405,7 @@ def test_the_table_names_the_best_row_per_target_and_whether_its_interval_clears
     finally:
         shutil.rmtree(tmp_path)
     assert "![learning curves](learning_curves.png)" in text
+    assert text.splitlines()[2] == "The headline table is elsewhere."
     assert "**Not run yet**: c (the same `make benchmark scale=toy` resumes where it stopped)." in text
     section = text[text.index("## Targets"):]
     assert "| count_acc | ≥ 0.8 | a | 0.850 [0.820, 0.880] | 0.750 | prior: 0.150 [0.120, 0.180] | yes | yes |" in section

@@ -97,6 +97,7 @@ class LeaderboardConfig:
     splits: dict = field(default_factory=lambda: {"train": 500, "test": 100, "ood": 100})
     eval_splits: list[str] = field(default_factory=lambda: ["test", "ood"])
     splits_note: str = ""  # the table's words on what makes the ID and OOD splits differ
+    preface: str = ""  # printed under the table's title, e.g. where the headline table of another scale is
     score: ScoreSection = field(default_factory=ScoreSection)
     models: list[ModelEntry] = field(default_factory=list)
     refine: list[RefineEntry] = field(default_factory=list)

@@ -79,6 +79,8 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
             rows.append((entry.row, json.loads((folder / "scores.json").read_text()),
                          json.loads((folder / "row.json").read_text()) if (folder / "row.json").exists() else {}))
     lines = [f"# igbench benchmark: {task}, scale `{scale}`", ""]
+    if config.preface.strip():
+        lines += [" ".join(config.preface.split()), ""]
     lines += [f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by "
               f"`make benchmark scale={scale}` (`python -m igbench.leaderboard.run --scale {scale}`) on "
               f"{platform.machine()} with {_cpu_count()} CPU cores.", ""]
