@@ -358,6 +358,12 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
     assert len((tmp_path / "runs" / "vlm-tiny" / "predictions" / "ood.jsonl").read_text().splitlines()) == 6
     row = json.loads((tmp_path / "results" / "prior-again" / "dot2d" / "row.json").read_text())
     assert row["model"] == "prior" and row["row"] == "prior-again"
+    capsys.readouterr()
+    preds = tmp_path / "runs" / "prior" / "predictions" / "test.jsonl"
+    preds.write_text("".join(preds.read_text().splitlines(keepends=True)[1:]))  # one prediction fewer
+    assert main(["--scale", str(scale), "--only", "score"]) == 0  # a resumed run scores only what changed
+    out = capsys.readouterr().out
+    assert out.count("already scored on these predictions and data") == 4 and "score prior: igbench score" in out
 
     from igbench.baselines.cnn_set_model import Layout
     from igbench.errors import UserError

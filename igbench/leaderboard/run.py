@@ -260,10 +260,32 @@ class Leaderboard:
             lines = []
             for split in self.c.eval_splits:
                 lines += [l for l in self.predictions(entry.row, split).read_text().splitlines() if l.strip()]
-            write_text_atomic(merged, "\n".join(lines) + "\n")
+            text = "\n".join(lines) + "\n"
+            if self.already_scored(entry.row, text):
+                print(f"igbench leaderboard: {entry.row} already scored on these predictions and data")
+                return
+            write_text_atomic(merged, text)
         self.sh(self.score_cmd(entry.row), f"score {entry.row}")
         if not self.dry_run:
             self.write_result(entry.row, entry)
+
+    def already_scored(self, name: str, predictions_text: str) -> bool:
+        """Whether the row's results hold scores of exactly these predictions against the splits as they
+        are now, with the score settings of this scale (a resumed benchmark does not score a row twice)."""
+        import hashlib
+
+        path = self.results / name / self.c.task / "scores.json"
+        if not path.exists():
+            return False
+        scores = json.loads(path.read_text())
+        s = self.c.score
+        config = scores.get("config", {})
+        splits = scores.get("reference", {}).get("splits", {})
+        return (scores.get("predictions_sha256") == hashlib.sha256(predictions_text.encode()).hexdigest()
+                and (config.get("render"), config.get("bootstrap")) == (s.render, s.bootstrap)
+                and sorted(splits) == sorted(f"{self.c.task}/{split}" for split in self.c.eval_splits)
+                and all(info.get("fingerprint") == split_fingerprint(self.task_dir / key.split("/", 1)[1])
+                        for key, info in splits.items()))
 
     def write_result(self, name: str, entry: ModelEntry) -> None:
         import shutil
