@@ -145,6 +145,21 @@ def test_cnn_set_overfits_eight_scenes(data, tmp_path):
     assert len(read_jsonl(out)) == 8
 
 
+def perfect_outputs(n_slots, slot_of_object, objects, target, layout):
+    """(1, n_slots, D) network outputs that are certain of each object in its slot (loc_scale 3) and of
+    nothing elsewhere."""
+    import torch
+
+    out = torch.full((1, n_slots, layout.size), -30.0)
+    for k, (slot, o) in enumerate(zip(slot_of_object, objects)):
+        out[0, slot, 0] = 30.0
+        for name, values in layout.attrs.items():
+            out[0, slot, layout.slices[name].start + values.index(o[name])] = 30.0
+        out[0, slot, layout.slices["loc"]] = torch.tensor(o["loc"]) / 3.0
+        out[0, slot, layout.slices["rot"]] = target["rot"][k]
+    return out
+
+
 def test_hungarian_loss_is_zero_for_a_perfect_set_and_ignores_slot_order():
     import torch
 
@@ -157,13 +172,7 @@ def test_hungarian_loss_is_zero_for_a_perfect_set_and_ignores_slot_order():
     objects = [obj("cube", "blue", 1.0, -2.0), obj("sphere", "red", -1.5, 0.5)]
     objects[0].update(rotation=[0.3], has_rotation=True)
     targets = encode_targets([{"id": "clevr/train/000000", "objects": objects}], layout, 3.0, 3)
-    out = torch.full((1, 3, layout.size), -30.0)
-    for slot, (k, o) in zip((2, 0), enumerate(objects)):  # objects in slots 2 and 0, slot 1 empty
-        out[0, slot, 0] = 30.0
-        for name, values in layout.attrs.items():
-            out[0, slot, layout.slices[name].start + values.index(o[name])] = 30.0
-        out[0, slot, layout.slices["loc"]] = torch.tensor(o["loc"]) / 3.0
-        out[0, slot, layout.slices["rot"]] = targets[0]["rot"][k]
+    out = perfect_outputs(3, (2, 0), objects, targets[0], layout)  # objects in slots 2 and 0, slot 1 empty
     loss, parts = set_loss(out, targets, layout, CnnSetConfig().loss)
     assert float(loss) < 1e-6, parts
 
@@ -202,15 +211,7 @@ def test_cell_loss_is_small_for_a_perfect_map_and_decoding_reads_its_peaks():
     grid = (4, 6)
     targets = encode_targets([row], layout, 3.0, 10, grid=grid, sigma=1.0)
     assert targets[0]["cells"].tolist() == [1 * 6 + 3, 3 * 6 + 0]
-    out = torch.zeros(1, 24, layout.size)
-    out[0, :, 0] = -30.0
-    for k, o in enumerate(objects):
-        cell = int(targets[0]["cells"][k])
-        out[0, cell, 0] = 30.0
-        for name, values in layout.attrs.items():
-            out[0, cell, layout.slices[name].start + values.index(o[name])] = 30.0
-        out[0, cell, layout.slices["loc"]] = torch.tensor(o["loc"]) / 3.0
-        out[0, cell, layout.slices["rot"]] = targets[0]["rot"][k]
+    out = perfect_outputs(24, targets[0]["cells"].tolist(), objects, targets[0], layout)
     loss, parts = cell_loss(out, targets, layout, CnnSetConfig().loss)
     assert float(loss) < 1e-6, parts
     wrong = out.clone()
