@@ -418,3 +418,48 @@ def test_the_table_names_the_best_row_per_target_and_whether_its_interval_clears
     assert "| count_acc | ≥ 0.8 | a | 0.850 [0.820, 0.880] | 0.750 | prior: 0.150 [0.120, 0.180] | yes | yes |" in section
     assert "| loc_l2_mean | ≤ 0.5 | b | 0.450 [0.400, 1.550] | 0.450 | prior: 1.600 [1.500, 1.700] | yes | no |" in section
     assert "Rows reaching every target: none." in section
+
+
+def test_seeds_make_one_row_per_seed_and_the_table_their_mean_and_spread(tmp_path, capsys):
+    import tempfile
+
+    import yaml
+
+    from igbench.files import write_json_atomic
+    from igbench.leaderboard.run import load_leaderboard_config, main
+    from igbench.leaderboard.table import spread, write_table
+
+    scale = tmp_path / "seeds.yaml"
+    models = [{"name": "prior"}, {"name": "cnn-set", "label": "set", "seeds": [0, 3], "overrides": ["train.steps=5"]}]
+    scale.write_text(yaml.safe_dump({"task": "dot2d", "results": str(tmp_path / "results"), "models": models}))
+    config = load_leaderboard_config(str(scale))
+    assert [(m.row, m.group, m.overrides) for m in config.models] == [
+        ("prior", None, []), ("set-seed0", "set", ["train.steps=5", "train.seed=0"]),
+        ("set-seed3", "set", ["train.steps=5", "train.seed=3"])]
+    assert main(["--scale", str(scale), "--dry-run", "--only", "train", f"runs={tmp_path / 'runs'}"]) == 0
+    assert "--output " + str(tmp_path / "runs" / "set-seed3") + " --quiet train.steps=5 train.seed=3" in capsys.readouterr().out
+    for bad in ([0, 0], "prior"):  # a repeated seed; a model without train.seed
+        entry = dict(models[1], seeds=[0, 0]) if bad == [0, 0] else {"name": "prior", "seeds": [1]}
+        scale.write_text(yaml.safe_dump({"task": "dot2d", "models": [entry]}))
+        assert main(["--scale", str(scale), "--dry-run"]) == 2
+    assert "a seed appears twice" in capsys.readouterr().err.splitlines()[0]
+
+    assert spread([1.0]) == (1.0, 0.0)
+    mean, sd = spread([2.0, 4.0, 9.0])
+    assert mean == 5.0 and abs(sd - 13 ** 0.5) < 1e-12
+    results = Path(tempfile.mkdtemp(prefix="igbench-seeds-"))  # hand-made scores, outside the schema-checked tmp
+    try:
+        for row, px in (("prior", 24.0), ("set-seed0", 2.0), ("set-seed3", 4.0)):
+            split = {"n": 10, "parse_rate": 1.0, "pos_err_px_mean": px}
+            (results / row / "dot2d").mkdir(parents=True)
+            write_json_atomic(results / row / "dot2d" / "scores.json",
+                              {"results": {"dot2d/test": split, "dot2d/ood": dict(split, pos_err_px_mean=2 * px)}})
+        text = write_table(config, "toy", results, {}, []).read_text()
+    finally:
+        shutil.rmtree(results)
+    section = text[text.index("## Across seeds"):].split("\n## ")[0]
+    line = next(l for l in section.splitlines() if l.startswith("| set |"))
+    sd = spread([2.0, 4.0])[1]
+    assert line.startswith(f"| set | 2 | 1.000 ± 0.000 [1.000, 1.000] | 1.000 ± 0.000 [1.000, 1.000] | "
+                           f"3.00 ± {sd:.2f} [2.00, 4.00] | 6.00 ± {2 * sd:.2f} [4.00, 8.00] |")
+    assert "| prior |" not in section

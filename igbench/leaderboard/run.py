@@ -62,6 +62,10 @@ class ModelEntry:
     launcher: list[str] = field(default_factory=list)  # e.g. [accelerate, launch, -m, igbench]; default: igbench
     predict_args: list[str] = field(default_factory=list)  # extra `igbench predict` arguments and predict.* overrides
     note: Optional[str] = None  # printed under the table, e.g. what a row's numbers do (not) mean
+    # Train the row once per seed: rows `<row>-seed<k>` with train.seed=k, and the table adds their mean and
+    # spread across seeds (a finding that holds on one seed only is not a finding).
+    seeds: list[int] = field(default_factory=list)
+    group: Optional[str] = None  # set for the rows made from `seeds`: the row they were made from
 
     @property
     def row(self) -> str:
@@ -112,6 +116,7 @@ def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
         known = sorted(p.stem for p in SCALES_DIR.glob("*.yaml"))
         raise UserError(f"unknown benchmark scale '{scale}'; scales: {', '.join(known)} (or a YAML path)")
     config = load_config(LeaderboardConfig, str(path), list(overrides))
+    config.models = [row for entry in config.models for row in one_row_per_seed(entry)]
     for entry in config.models:
         _check_model(entry)
     rows = [m.row for m in config.models]
@@ -127,6 +132,18 @@ def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
         if entry.base not in rows:
             raise UserError(f"refine base '{entry.base}' is not one of the benchmark's rows ({', '.join(rows)})")
     return config
+
+
+def one_row_per_seed(entry: ModelEntry) -> list[ModelEntry]:
+    """An entry with `seeds` as one row per seed, each trained with train.seed=k; others as they are."""
+    import dataclasses
+
+    if not entry.seeds:
+        return [entry]
+    if len(set(entry.seeds)) < len(entry.seeds):
+        raise UserError(f"benchmark row '{entry.row}': a seed appears twice in seeds {entry.seeds}")
+    return [dataclasses.replace(entry, label=f"{entry.row}-seed{k}", overrides=[*entry.overrides, f"train.seed={k}"],
+                                seeds=[], group=entry.row) for k in entry.seeds]
 
 
 def _check_model(entry: ModelEntry) -> None:

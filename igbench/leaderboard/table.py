@@ -129,6 +129,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
                   "program with the same settings and seed reproduces the reference (≈ 90 dB) unless the executor "
                   "changed after the data was rendered: the image metrics of every row carry that offset (parameter "
                   "metrics do not). Render the data again with this igbench version for consistent image metrics.", ""]
+    lines += _seeds_section(config, rows, task, id_split, ood_split, layout)
     lines += _targets_section(config, rows, task, id_split, ood_split)
     refine_rows = _refine_section(config, results, task, id_split, ood_split)
     lines += refine_rows
@@ -211,6 +212,47 @@ def _targets_section(config, rows, task: str, id_split, ood_split) -> list[str]:
                      f"{'yes' if reached else 'no'} | {'yes' if clear else 'no'} |")
     lines += ["", f"Rows reaching every target: {', '.join(sorted(every)) if every else 'none'}.", ""]
     return lines
+
+
+def spread(values: list) -> tuple[float, float]:
+    """(mean, sample standard deviation) of the values, the deviation 0 for a single value:
+    s = sqrt(sum((v - mean)^2) / (n - 1))."""
+    n = len(values)
+    mean = sum(values) / n
+    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+
+
+def _seeds_section(config, rows, task: str, id_split, ood_split, layout) -> list[str]:
+    """Rows trained on several seeds (a model entry's `seeds`): each metric's mean ± standard deviation over
+    the seeds scored so far, and its range."""
+    groups: dict[str, list[str]] = {}
+    for entry in config.models:
+        if entry.group:
+            groups.setdefault(entry.group, []).append(entry.row)
+    results = {name: scores.get("results", {}) for name, scores, _ in rows}
+    groups = {g: [r for r in members if r in results] for g, members in groups.items()}
+    groups = {g: members for g, members in groups.items() if members}
+    if not groups:
+        return []
+    lines = ["## Across seeds", "",
+             "Rows trained once per seed: each metric's mean ± standard deviation over the seeds, and [min, max]. "
+             "Each seed's own 95% bootstrap interval (over the split's samples) is in its row's scores.json.", "",
+             "| model | seeds | " + " | ".join(f"{label} {split}" for label, _, _ in layout.headline
+                                             for split in (id_split, ood_split)) + " |",
+             "|---|--:|" + "--:|" * (2 * len(layout.headline))]
+    for group, members in groups.items():
+        cells = []
+        for _, key, spec in layout.headline:
+            for split in (id_split, ood_split):
+                values = [value(results[m].get(f"{task}/{split}", {}), key) for m in members]
+                values = [v for v in values if v is not None]
+                if not values:
+                    cells.append("–")
+                    continue
+                mean, sd = spread(values)
+                cells.append(f"{spec.format(mean)} ± {spec.format(sd)} [{spec.format(min(values))}, {spec.format(max(values))}]")
+        lines.append(f"| {group} | {len(members)} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _with_ci(result: dict, key: str) -> str:
