@@ -140,6 +140,18 @@ def test_dot2d_checkerboard_splits():
     assert parity == {"train": {0}, "ood": {1}, "test": {0, 1}}
 
 
+def test_validation_during_training_logs_the_dot_position_error():
+    """The trainer's eval.csv columns come from its scorer: for dot2d the position error is what it reports."""
+    from igbench.models.igllm_train import score_programs
+
+    references = [{"id": f"dot2d/val/{i:06d}", "objects": [{"loc": [0.25 + 0.1 * i, 0.5]}]} for i in range(3)]
+    predictions = [{"id": r["id"], "program": f"add(loc=({r['objects'][0]['loc'][0] + 0.03:+.3f}, +0.460))"}
+                   for r in references]
+    metrics = score_programs(predictions, references, load_task("dot2d"))
+    assert metrics["parse_rate"] == 1.0 and metrics["count_acc"] == 1.0
+    assert metrics["pos_err_mean"] == pytest.approx(0.05, abs=1e-9)  # sqrt(0.03^2 + 0.04^2)
+
+
 # ------------------------------------------------------------------------------------------ renders
 
 @pytest.fixture(scope="module")

@@ -322,8 +322,9 @@ def _plot(rows, task, id_split, ood_split, metrics: list, path: Path) -> bool:
     return True
 
 
-CURVES = [("parse rate", "parse_rate"), ("count accuracy", "count_acc"), ("colour accuracy", "attr_acc_color"),
-          ("position error L2 (lower is better)", "loc_l2_mean")]
+# (title, eval.csv columns: the first a run has is plotted; scene tasks log loc_l2, canvas tasks pos_err)
+CURVES = [("parse rate", ("parse_rate",)), ("count accuracy", ("count_acc",)), ("colour accuracy", ("attr_acc_color",)),
+          ("position error (lower is better)", ("loc_l2_mean", "pos_err_px_mean"))]
 
 
 def read_eval_csv(path: Path) -> dict[str, list]:
@@ -355,8 +356,9 @@ def _learning_curves(config, path: Path) -> bool:
     except ImportError:
         return False
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4.0 * len(CURVES), 3.0))
-    for ax, (title, key) in zip(axes, CURVES):
+    for ax, (title, keys) in zip(axes, CURVES):
         for name, columns in curves.items():
+            key = next((k for k in keys if any(v is not None for v in columns.get(k, []))), keys[0])
             points = [(s, v) for s, v in zip(columns["step"], columns.get(key, [])) if v is not None]
             if points:
                 ax.plot(*zip(*points), marker=".", label=name)
