@@ -83,6 +83,32 @@ def shard_path(root: Path, split: str, k: int, total: int) -> Path:
     return root / "data" / f"{split}-{k:05d}-of-{total:05d}.parquet"
 
 
+def verified_split(root: Path, files: list[Path]) -> tuple[dict, dict[str, str] | None]:
+    """What every reader of a rendered split folder checks before loading it: render_config.json's format,
+    each shard against its recorded size and SHA-256, and that the render finished (every shard of the split
+    is there: an interrupted render, or a job array's folders not merged yet, is refused, never loaded half).
+    Returns the render config and the shards' verified SHA-256 (file name -> hex); ({}, None) for a folder
+    without render_config.json, such as a Hub download."""
+    from igbench.shards import CONFIG_NAME, check_format, read_config, verify_shards
+
+    root = Path(root)
+    if not (root / CONFIG_NAME).exists():
+        return {}, None
+    saved = read_config(root)
+    check_format(saved, root / CONFIG_NAME)
+    digests = verify_shards(root, saved, files)
+    config = saved.get("config", {})
+    if "n" in config and "shard_size" in config:
+        total = num_shards(config["n"], config["shard_size"])
+        missing = sorted(set(range(total)) - finished_shards(root, config["split"], total))
+        if missing:
+            first = shard_path(root, config["split"], missing[0], total).name
+            raise UserError(f"{root} is unfinished: {len(missing)} of its {total} shards are missing (the first: "
+                            f"{first}); rerun `{saved.get('command', 'igbench render ...')}` to finish it, or "
+                            f"`igbench merge` the folders of a job array")
+    return saved, digests
+
+
 def finished_shards(root: Path, split: str, total: int) -> set[int]:
     found = set()
     for path in (root / "data").glob("*.parquet"):
@@ -150,16 +176,19 @@ def split_task(names, folder) -> Task:
 
 
 def read_rows(folder: Path, split: str, columns: list[str] | None = None, optional: tuple[str, ...] = (),
-              required: tuple[str, ...] = ("id", "task", "objects")) -> list[dict]:
+              required: tuple[str, ...] = ("id", "task", "objects"), verified: bool = False) -> list[dict]:
     """The rows of a rendered split folder as dicts in id order, read with pyarrow straight from the parquet
     shards: only `columns` (all when None) plus those of `optional` the shards have, so that what is not
-    asked for (images) is never decoded. Every `required` column the read asks for must be there."""
+    asked for (images) is never decoded. Every `required` column the read asks for must be there. The folder
+    is checked with `verified_split` first, unless the caller did (`verified`)."""
     import pyarrow.parquet as pq
 
     folder = Path(folder)
     files = shard_files(folder, split)
     if not files:
         raise UserError(f"{folder} holds no parquet shards of split '{split}' (render it with `igbench render`)")
+    if not verified:
+        verified_split(folder, files)
     try:
         present = set(pq.read_schema(str(files[0])).names)
         wanted = None if columns is None else [*columns, *(c for c in optional if c in present and c not in columns)]
@@ -223,9 +252,11 @@ def load_split(source: str | Path, split: str | None = None):
             split = split or path.name
         if split is None:
             raise UserError(f"{source}: name the split to load")
-        files = sorted(str(f.resolve()) for f in (path / "data").glob(f"{split}-*.parquet"))
-        if not files:
+        shards = shard_files(path, split)
+        if not shards:
             raise UserError(f"{source}: no parquet files for split '{split}' in {path / 'data'}")
+        verified_split(path, shards)
+        files = [str(f.resolve()) for f in shards]
         # Explicit absolute files: datasets 4 caches a local folder whose card declares `configs` under the
         # folder's name alone, so two folders of the same name would share (stale) cache entries.
         return _load(lambda: load_dataset("parquet", data_files={split: files}, split=split), split, source)

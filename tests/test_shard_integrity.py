@@ -158,3 +158,22 @@ def test_a_resume_refuses_pixels_of_other_render_settings(tmp_path):
     (root / "render_config.json").write_text(json.dumps(saved))
     one_line_error(igbench(*render_args(tmp_path, 2), check=False),
                    "render_settings.denoise_passes: 'RGB_ALBEDO_NORMAL' -> 'RGB_ALBEDO'")
+
+
+def test_readers_refuse_an_unfinished_split_in_one_line(tmp_path):
+    """Half a render (one job of an array, or a run stopped early) is never read as a whole split."""
+    root = tmp_path / "clevr" / "train"
+    job = lambda i: ["render", "--split", "train", "--n", "4", "--out", str(tmp_path), "--shard-size", "2", *TINY,  # noqa: E731
+                     "--shard", f"{i}/2"]
+    igbench(*job(0))
+    half = root / "data" / "train-00001-of-00002.parquet"
+    assert (root / "data" / "train-00000-of-00002.parquet").exists() and not half.exists()
+    message = f"{root} is unfinished: 1 of its 2 shards are missing (the first: {half.name})"
+    train = ["train", "--model", "prior", "--data", str(tmp_path / "clevr"), "--output", str(tmp_path / "prior"), "--quiet"]
+    one_line_error(igbench(*train, check=False), message)
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text(json.dumps({"id": "clevr/train/000000", "program": ""}) + "\n")
+    one_line_error(igbench("score", str(predictions), "--data", str(root), "--out", str(tmp_path / "scores"),
+                           "--bootstrap", "0", "--quiet", check=False), message)
+    igbench(*job(1))  # the other job finishes the folder
+    assert igbench(*train).returncode == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from igbench.dataset import fingerprint_digests, fingerprint_files, read_rows, shard_files
+from igbench.dataset import fingerprint_digests, fingerprint_files, read_rows, shard_files, verified_split
 from igbench.errors import UserError
 from igbench.program import Program
 from igbench.task import Task, load_task
@@ -96,23 +96,12 @@ def find_split_dir(data: Path, task: str, split: str) -> Path:
 
 def load_split_dir(root: Path, task: Task, split: str) -> ReferenceSplit:
     files = shard_files(root, split)
-    render_config, digests = _verified_config(root, files)
-    rows = {row["id"]: row for row in read_rows(root, split, META_COLUMNS, optional=tuple(OPTIONAL_COLUMNS), required=())}
+    render_config, digests = verified_split(root, files)
+    rows = {row["id"]: row for row in read_rows(root, split, META_COLUMNS, optional=tuple(OPTIONAL_COLUMNS), required=(),
+                                                   verified=True)}
     task = dataset_task(task, rows.values(), render_config, f"reference {root}")
     fingerprint = fingerprint_digests(digests) if digests is not None else fingerprint_files(files)
     return ReferenceSplit(task, split, rows, root, fingerprint, render_config.get("render_settings"))
-
-
-def _verified_config(root: Path, files: list[Path]) -> tuple[dict, dict[str, str] | None]:
-    """The split's render_config.json, its format and shards checked, and the shards' verified SHA-256
-    ({} and None for folders without one, such as a Hub download)."""
-    from igbench.shards import check_format, read_config, verify_shards
-
-    if not (root / "render_config.json").exists():
-        return {}, None
-    saved = read_config(root)
-    check_format(saved, root / "render_config.json")
-    return saved, verify_shards(root, saved, files)
 
 
 def dataset_task(task: Task, rows, render_config: dict | None = None, where: str = "reference") -> Task:
@@ -163,7 +152,7 @@ def _infer_rotation_rep(rows: list[dict]) -> str | None:
 
 
 def _read_image_columns(root: Path, split: str) -> dict[str, dict]:
-    return {row["id"]: row for row in read_rows(root, split, ["id", "image", "segmentation"], required=())}
+    return {row["id"]: row for row in read_rows(root, split, ["id", "image", "segmentation"], required=(), verified=True)}
 
 
 def load_reference(ids: list[str], data: str | Path) -> dict[str, ReferenceSplit]:
