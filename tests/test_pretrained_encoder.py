@@ -179,6 +179,26 @@ def test_igllm_on_the_cached_encoder_learns_and_logs_resume_safe_validation_curv
 
 
 @pytest.mark.blender
+@pytest.mark.train
+def test_a_training_subset_is_the_splits_first_samples_and_reuses_the_whole_splits_cache(data, tmp_path, monkeypatch,
+                                                                                       capsys):
+    monkeypatch.setenv("IGBENCH_CACHE", str(tmp_path / "cache"))
+    def train(name, *overrides):
+        return cli("train", "--model", "igllm", "--data", str(data), "--config", "tiny-vgg16", "--output",
+                   str(tmp_path / name), "train.max_steps=2", "train.eval_every=0", "train.trackers=[]", *overrides)
+
+    assert train("all") == 0
+    entries = lambda: {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "features").glob("*.safetensors")}  # noqa: E731
+    cache = entries()
+    assert len(cache) == 1 and f"igbench: {TRAIN_N} training samples" in capsys.readouterr().out
+    assert train("some", "train.train_samples=5") == 0
+    assert "igbench: 5 training samples" in capsys.readouterr().out
+    assert entries() == cache  # the same entry, not written again
+    assert train("more", f"train.train_samples={TRAIN_N + 1}") == 2
+    assert f"train.train_samples={TRAIN_N + 1}: train has {TRAIN_N} samples" in capsys.readouterr().err
+
+
+@pytest.mark.blender
 def test_numeric_flag_overrides_the_preset_and_refuses_contradictions(data, tmp_path, capsys):
     from igbench.cli.train import with_numeric
     from igbench.config import load_config

@@ -93,6 +93,7 @@ class TrainConfig:
     eval_every: int = 1000  # val evaluation every K steps; 0 turns it off (also logged to eval.csv)
     eval_samples: int = 64  # how many val samples each evaluation decodes
     train_split: str = "train"
+    train_samples: Optional[int] = None  # train on the split's first N samples (data-efficiency curves); null: all
     val_split: str = "val"
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
     # A frozen encoder's patch tokens of the training split are computed once and cached

@@ -36,7 +36,8 @@ from igbench.score.predictions import write_predictions
 
 # What --resume must keep: the model, the targets and the schedule (logging and evaluation may change).
 FIXED_ON_RESUME = ("model", "prompt", "augment", "train.max_steps", "train.grad_accum",
-                   "train.seed", "train.lr", "train.lr_projector", "train.lr_head", "train.warmup_ratio")
+                   "train.seed", "train.lr", "train.lr_projector", "train.lr_head", "train.warmup_ratio",
+                   "train.train_samples")
 
 
 def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: bool = False,
@@ -98,6 +99,9 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
                                                           config, progress and accelerator.is_main_process)
             accelerator.wait_for_everyone()
         train_rows = train_rows.remove_columns(["image"])
+    if tc.train_samples is not None:  # after the cache, which holds the whole split for every subset size
+        train_rows = first_samples(train_rows, tc.train_samples, tc.train_split)
+        vision_tokens = vision_tokens[:len(train_rows)] if vision_tokens is not None else None
     dataset = igllm.TrainingSet(train_rows, encoder, tc.seed, vision_tokens=vision_tokens)
     # Its own generator: starting an epoch's iterator draws a base seed, which from the global generator
     # would shift the dropout masks of a run resumed mid-epoch against an uninterrupted one.
@@ -221,6 +225,14 @@ def check_global_batch(output: Path, config: IGLLMConfig, num_processes: int) ->
     if batch is None or batch * processes != config.train.batch_size * num_processes:
         raise UserError(f"--resume with a global batch of {config.train.batch_size} x {num_processes} process(es); "
                         f"the run has {batch} x {processes}: set train.batch_size so the products agree")
+
+
+def first_samples(rows, n: int, split: str):
+    """The split's first n samples (in id order: the scenes are independent draws, so the first n are a
+    random subset, and smaller subsets lie inside larger ones)."""
+    if not 0 < n <= len(rows):
+        raise UserError(f"train.train_samples={n}: {split} has {len(rows)} samples")
+    return rows.select(range(n))
 
 
 def forget_after(path: Path, step: int) -> None:
