@@ -131,7 +131,6 @@ def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool)
     """`--programs-only`: the sampled scenes as JSON lines, without rendering (and so without the
     visibility check: these are each sample's first candidate)."""
     from igbench.generators import sample_scenes
-    from igbench.program import format_program
     from igbench.scene import SceneLines
 
     root.mkdir(parents=True, exist_ok=True)
@@ -140,7 +139,7 @@ def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool)
     lines = SceneLines(task)
     with replaced_atomically(path) as tmp, open(tmp, "w") as f, bar, garbage_collection_paused():
         for scene in sample_scenes(task, config.split, range(config.n), config.seed):
-            f.write(lines.line(scene, format_program(scene.program, task)) + "\n")
+            f.write(lines.line(scene) + "\n")
             bar.update(1)
     return RenderReport(root, config.n, rendered=config.n)
 
