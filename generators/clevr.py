@@ -140,7 +140,6 @@ class _Ready(NamedTuple):
 
     jobs: list  # (index, seed)
     raw: np.ndarray  # the raw values after the first draws
-    coord: np.ndarray  # each of them as uniform(low, high)
     cameras: list
     lights: list
     axes: np.ndarray  # the cameras' right and behind ground directions (x, y)
@@ -182,7 +181,6 @@ class _Lockstep:
         n = SLOTS
         most = int(rules["num_objects"][1])
         self.raw = np.zeros((n, SCENE_RAWS), np.uint64)
-        self.coord = np.zeros((n, SCENE_RAWS))  # every raw value as uniform(low, high)
         self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # each slot's scene's bit generator
         self.spare = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for the prepared starts
         self.ready: _Ready | None = None  # the prepared starts, and how many of them have started
@@ -205,6 +203,7 @@ class _Lockstep:
         self.done = np.zeros(n, bool)
         self.fallback = np.zeros(n, bool)
         self.started = 0
+        self.columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # _try_columns by count
 
     def _prepare(self) -> None:
         """The starts of the next SLOTS scenes, all at once (starting a few per pass would pay numpy's per-call
@@ -230,7 +229,7 @@ class _Lockstep:
         if choices > 1:  # integers(low, high + 1): Lemire's draw on the low half of the last value; the high half waits
             drawn, rejected = bounded(raw[:, first - 1] & np.uint64(LOW32), np.uint64(choices))
             count += drawn
-        self.ready = _Ready(jobs, raw[:, first:], uniforms(raw[:, first:], self.low, self.high), cameras,
+        self.ready = _Ready(jobs, raw[:, first:], cameras,
                             jittered_light_sets(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3)),
                             ground_axes(np.array([c.world_to_camera for c in cameras]))[:, :, :2], count,
                             np.full(len(jobs), choices > 1), raw[:, first - 1] >> np.uint64(32), rejected)
@@ -252,7 +251,7 @@ class _Lockstep:
                 self.started += 1
                 self.cameras[slot], self.lights[slot] = ready.cameras[row], ready.lights[row]
                 self.bitgens[slot], self.spare[row] = self.spare[row], self.bitgens[slot]  # the scene's own, drawn on
-            self.raw[part], self.coord[part], self.axes[part] = ready.raw[rows], ready.coord[rows], ready.axes[rows]
+            self.raw[part], self.axes[part] = ready.raw[rows], ready.axes[rows]
             self.count[part], self.has_half[part], self.half[part] = ready.count[rows], ready.has_half[rows], ready.half[rows]
             self.fallback[part] = ready.rejected[rows]
             taken += len(part)
@@ -267,7 +266,6 @@ class _Lockstep:
     def _top_up(self, slot: int) -> None:
         pos = int(self.pos[slot])
         self.raw[slot] = np.concatenate([self.raw[slot, pos:], self.bitgens[slot].random_raw(pos)])
-        self.coord[slot] = uniforms(self.raw[slot], self.low, self.high)
         self.pos[slot] = 0
 
     def run(self) -> Iterator[tuple[int, int, int, tuple | None]]:
@@ -309,16 +307,13 @@ class _Lockstep:
 
     def _screen_tries(self, ids: np.ndarray, count: int):
         """(ids, found, tries used, and the size, x, y of the try that fits) for `count` tries of each scene."""
-        has_half, pos = self.has_half[ids], self.pos[ids]
-        layouts = [try_layout(False, count), try_layout(True, count)]
-        offsets, halves, xs, ys = (np.where(has_half[:, None], with_half, without)
-                                   for without, with_half in zip(*layouts))
-        rows = ids[:, None]
-        raw = self.raw[rows, pos[:, None] + offsets]
-        words = np.where(halves, raw >> np.uint64(32), raw & np.uint64(LOW32))
+        has_half = self.has_half[ids]
+        columns, shifts = self._try_columns(count)
+        raw = self.raw.ravel().take((ids * SCENE_RAWS + self.pos[ids])[:, None] + columns[has_half.view(np.uint8)])
+        words = (raw[:, :count] >> shifts[has_half.view(np.uint8)]) & np.uint64(LOW32)
         words[:, 0] = np.where(has_half, self.half[ids], words[:, 0])
         size = ((words * np.uint64(len(self.size_names))) >> np.uint64(32)).astype(np.int64)
-        x, y = self.coord[rows, pos[:, None] + xs], self.coord[rows, pos[:, None] + ys]
+        x, y = np.split(uniforms(raw[:, count:], self.low, self.high), 2, axis=1)
         left = self.max_tries - self.tries[ids]
         fits = np.arange(count) < left[:, None]
         most = int(self.k[ids].max())
@@ -347,6 +342,16 @@ class _Lockstep:
         used = np.where(found, first + 1, np.minimum(count, left))
         pick = np.arange(ids.size), first
         return ids, found, used, size[pick], x[pick], y[pick]
+
+    def _try_columns(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where `count` tries take their bits (try_layout), from a position without (row 0) or with (row 1) a
+        cached half: the raw offsets of their words, x and y (2, 3 count), and each word's shift (2, count)."""
+        layout = self.columns.get(count)
+        if layout is None:
+            tables = [try_layout(has_half, count) for has_half in (False, True)]
+            layout = self.columns[count] = (np.array([np.concatenate([offsets, xs, ys]) for offsets, _, xs, ys in tables]),
+                                            np.array([np.where(halves, 32, 0) for _, halves, _, _ in tables], np.uint64))
+        return layout
 
     def _place(self, ids, size, x, y) -> None:
         """The object fits: draw its shape, colour, material and yaw, as `_place_objects` does."""
