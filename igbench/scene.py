@@ -44,7 +44,8 @@ class Camera:
         """Cameras with the given extrinsics (n, 4, 4) and one lens and image size."""
         f_px = focal_mm / sensor_width_mm * width
         K = _tuples([[f_px, 0.0, width / 2], [0.0, f_px, height / 2], [0.0, 0.0, 1.0]])
-        return [cls(K, _tuples(matrix), int(width), int(height)) for matrix in world_to_camera.tolist()]
+        width, height = int(width), int(height)
+        return [cls(K, tuple(map(tuple, matrix)), width, height) for matrix in np.asarray(world_to_camera, float).tolist()]
 
     @property
     def K_array(self) -> np.ndarray:
