@@ -14,7 +14,7 @@ import os
 import platform
 import shutil
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -135,12 +135,12 @@ def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool)
 
     root.mkdir(parents=True, exist_ok=True)
     path = root / "programs.jsonl"
-    bar = _progress(None, config, config.n, progress, initial=0)
+    scenes = sample_scenes(task, config.split, range(config.n), config.seed)
     lines = SceneLines(task)
-    with replaced_atomically(path) as tmp, open(tmp, "w") as f, bar, garbage_collection_paused():
-        for scene in sample_scenes(task, config.split, range(config.n), config.seed):
+    with replaced_atomically(path) as tmp, open(tmp, "w") as f, garbage_collection_paused(), \
+            (_progress(scenes, config, config.n, progress, initial=0) if progress else nullcontext(scenes)) as scenes:
+        for scene in scenes:
             f.write(lines.line(scene) + "\n")
-            bar.update(1)
     return RenderReport(root, config.n, rendered=config.n)
 
 
