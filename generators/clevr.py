@@ -109,9 +109,9 @@ FAR = 1e6  # where an object not placed yet sits in the screen: no try is near i
 BAND = 1e-9  # relative width, around the screen's thresholds, of the results that `sample` decides instead
 
 
-def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
-    """sample(task, split, i, s) for i, s in zip(indices, seeds), in that order and the same scenes bit for bit,
-    computed in lockstep: every scene in flight screens its next object's next tries in one numpy pass over
+def sample_many(task: Task, split: str, indices, seeds) -> Iterator[tuple[int, Scene]]:
+    """(position, sample(task, split, i, s)) for the i, s at each position of zip(indices, seeds), the same scenes
+    bit for bit, as each is done (generators.in_order puts them in order), computed in lockstep: every scene in flight screens its next object's next tries in one numpy pass over
     all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays). Scenes stream
     through SLOTS slots, so only the last few of the whole run, not of every chunk, pass with a thin batch.
 
@@ -124,15 +124,10 @@ def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
     radii = [float(r) for r in task.spec["sizes"].values()]
     # sizes not a power of two: words may be rejected; a reach <= 0: squared distances don't decide like _fits
     if len(radii) & (len(radii) - 1) or 2 * min(radii) + rules["min_edge_gap"] <= 0:
-        yield from (sample(task, split, i, s) for i, s in zip(indices, seeds))
+        yield from enumerate(sample(task, split, i, s) for i, s in zip(indices, seeds))
         return
-    finished: dict[int, Scene] = {}  # scenes done before one started earlier, held to keep the order
-    emitted = 0
     for number, index, seed, found in _Lockstep(task, rules, zip(indices, seeds)).run():
-        finished[number] = Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
-        while emitted in finished:
-            yield finished.pop(emitted)
-            emitted += 1
+        yield number, Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
 
 
 class _Ready(NamedTuple):
