@@ -111,9 +111,10 @@ BAND = 1e-9  # relative width, around the screen's thresholds, of the results th
 
 def sample_many(task: Task, split: str, indices, seeds) -> Iterator[tuple[int, Scene]]:
     """(position, sample(task, split, i, s)) for the i, s at each position of zip(indices, seeds), the same scenes
-    bit for bit, as each is done (generators.in_order puts them in order), computed in lockstep: every scene in flight screens its next object's next tries in one numpy pass over
-    all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays). Scenes stream
-    through SLOTS slots, so only the last few of the whole run, not of every chunk, pass with a thin batch.
+    bit for bit, as each is done (generators.in_order puts them in order), computed in lockstep: every scene in
+    flight screens its next object's next tries in one numpy pass over all of them (numpy's per-call cost, not
+    the arithmetic, is what one-by-one sampling pays). Scenes stream through SLOTS slots, so only the last few
+    of the whole run, not of every chunk, pass with a thin batch.
 
     Each scene's bit generator is seeded by state (the PCG64 states of SLOTS scenes are hashed at once); its
     first raw values give the camera, lights and object count, the rest replay CLEVR's draws
@@ -305,7 +306,7 @@ class _Lockstep:
 
         The arrays are (tries, scenes) and the pairs' (objects, tries, scenes): the scenes, the long axis, are
         innermost, where numpy's loops run over contiguous data (with few tries innermost, numpy copies the
-        broadcast operands through buffers: about twice the time)."""
+        broadcast operands through buffers: up to twice the time)."""
         has_half = self.has_half[ids]
         columns, shifts = self._try_columns(count)
         pick = has_half.view(np.uint8)
