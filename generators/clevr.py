@@ -109,11 +109,12 @@ FAR = 1e6  # where an object not placed yet sits in the screen: no try is near i
 BAND = 1e-9  # relative width, around the screen's thresholds, of the results that `sample` decides instead
 
 
-def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
-    """sample(task, split, i, s) for i, s in zip(indices, seeds), in that order and the same scenes bit for bit,
-    computed in lockstep: every scene in flight screens its next object's next tries in one numpy pass over
-    all of them (numpy's per-call cost, not the arithmetic, is what one-by-one sampling pays). Scenes stream
-    through SLOTS slots, so only the last few of the whole run, not of every chunk, pass with a thin batch.
+def sample_many(task: Task, split: str, indices, seeds) -> Iterator[tuple[int, Scene]]:
+    """(position, sample(task, split, i, s)) for the i, s at each position of zip(indices, seeds), the same scenes
+    bit for bit, as each is done (generators.in_order puts them in order), computed in lockstep: every scene in
+    flight screens its next object's next tries in one numpy pass over all of them (numpy's per-call cost, not
+    the arithmetic, is what one-by-one sampling pays). Scenes stream through SLOTS slots, so only the last few
+    of the whole run, not of every chunk, pass with a thin batch.
 
     Each scene's bit generator is seeded by state (the PCG64 states of SLOTS scenes are hashed at once); its
     first raw values give the camera, lights and object count, the rest replay CLEVR's draws
@@ -124,15 +125,10 @@ def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
     radii = [float(r) for r in task.spec["sizes"].values()]
     # sizes not a power of two: words may be rejected; a reach <= 0: squared distances don't decide like _fits
     if len(radii) & (len(radii) - 1) or 2 * min(radii) + rules["min_edge_gap"] <= 0:
-        yield from (sample(task, split, i, s) for i, s in zip(indices, seeds))
+        yield from enumerate(sample(task, split, i, s) for i, s in zip(indices, seeds))
         return
-    finished: dict[int, Scene] = {}  # scenes done before one started earlier, held to keep the order
-    emitted = 0
     for number, index, seed, found in _Lockstep(task, rules, zip(indices, seeds)).run():
-        finished[number] = Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
-        while emitted in finished:
-            yield finished.pop(emitted)
-            emitted += 1
+        yield number, Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
 
 
 class _Ready(NamedTuple):
@@ -140,7 +136,6 @@ class _Ready(NamedTuple):
 
     jobs: list  # (index, seed)
     raw: np.ndarray  # the raw values after the first draws
-    coord: np.ndarray  # each of them as uniform(low, high)
     cameras: list
     lights: list
     axes: np.ndarray  # the cameras' right and behind ground directions (x, y)
@@ -182,7 +177,6 @@ class _Lockstep:
         n = SLOTS
         most = int(rules["num_objects"][1])
         self.raw = np.zeros((n, SCENE_RAWS), np.uint64)
-        self.coord = np.zeros((n, SCENE_RAWS))  # every raw value as uniform(low, high)
         self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # each slot's scene's bit generator
         self.spare = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for the prepared starts
         self.ready: _Ready | None = None  # the prepared starts, and how many of them have started
@@ -205,6 +199,7 @@ class _Lockstep:
         self.done = np.zeros(n, bool)
         self.fallback = np.zeros(n, bool)
         self.started = 0
+        self.columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # _try_columns by count
 
     def _prepare(self) -> None:
         """The starts of the next SLOTS scenes, all at once (starting a few per pass would pay numpy's per-call
@@ -230,7 +225,7 @@ class _Lockstep:
         if choices > 1:  # integers(low, high + 1): Lemire's draw on the low half of the last value; the high half waits
             drawn, rejected = bounded(raw[:, first - 1] & np.uint64(LOW32), np.uint64(choices))
             count += drawn
-        self.ready = _Ready(jobs, raw[:, first:], uniforms(raw[:, first:], self.low, self.high), cameras,
+        self.ready = _Ready(jobs, raw[:, first:], cameras,
                             jittered_light_sets(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3)),
                             ground_axes(np.array([c.world_to_camera for c in cameras]))[:, :, :2], count,
                             np.full(len(jobs), choices > 1), raw[:, first - 1] >> np.uint64(32), rejected)
@@ -252,7 +247,7 @@ class _Lockstep:
                 self.started += 1
                 self.cameras[slot], self.lights[slot] = ready.cameras[row], ready.lights[row]
                 self.bitgens[slot], self.spare[row] = self.spare[row], self.bitgens[slot]  # the scene's own, drawn on
-            self.raw[part], self.coord[part], self.axes[part] = ready.raw[rows], ready.coord[rows], ready.axes[rows]
+            self.raw[part], self.axes[part] = ready.raw[rows], ready.axes[rows]
             self.count[part], self.has_half[part], self.half[part] = ready.count[rows], ready.has_half[rows], ready.half[rows]
             self.fallback[part] = ready.rejected[rows]
             taken += len(part)
@@ -267,7 +262,6 @@ class _Lockstep:
     def _top_up(self, slot: int) -> None:
         pos = int(self.pos[slot])
         self.raw[slot] = np.concatenate([self.raw[slot, pos:], self.bitgens[slot].random_raw(pos)])
-        self.coord[slot] = uniforms(self.raw[slot], self.low, self.high)
         self.pos[slot] = 0
 
     def run(self) -> Iterator[tuple[int, int, int, tuple | None]]:
@@ -308,25 +302,27 @@ class _Lockstep:
             self._place(ids[hit], size[hit], x[hit], y[hit])
 
     def _screen_tries(self, ids: np.ndarray, count: int):
-        """(ids, found, tries used, and the size, x, y of the try that fits) for `count` tries of each scene."""
-        has_half, pos = self.has_half[ids], self.pos[ids]
-        layouts = [try_layout(False, count), try_layout(True, count)]
-        offsets, halves, xs, ys = (np.where(has_half[:, None], with_half, without)
-                                   for without, with_half in zip(*layouts))
-        rows = ids[:, None]
-        raw = self.raw[rows, pos[:, None] + offsets]
-        words = np.where(halves, raw >> np.uint64(32), raw & np.uint64(LOW32))
-        words[:, 0] = np.where(has_half, self.half[ids], words[:, 0])
+        """(ids, found, tries used, and the size, x, y of the try that fits) for `count` tries of each scene.
+
+        The arrays are (tries, scenes) and the pairs' (objects, tries, scenes): the scenes, the long axis, are
+        innermost, where numpy's loops run over contiguous data (with few tries innermost, numpy copies the
+        broadcast operands through buffers: up to twice the time)."""
+        has_half = self.has_half[ids]
+        columns, shifts = self._try_columns(count)
+        pick = has_half.view(np.uint8)
+        raw = self.raw.ravel().take(((ids * SCENE_RAWS + self.pos[ids])[:, None] + columns[pick]).T)  # (3 count, scenes)
+        words = np.bitwise_and(raw[:count] >> shifts[pick].T, np.uint64(LOW32), order="C")
+        words[0] = np.where(has_half, self.half[ids], words[0])
         size = ((words * np.uint64(len(self.size_names))) >> np.uint64(32)).astype(np.int64)
-        x, y = self.coord[rows, pos[:, None] + xs], self.coord[rows, pos[:, None] + ys]
+        x, y = uniforms(raw[count:], self.low, self.high).reshape(2, count, ids.size)
         left = self.max_tries - self.tries[ids]
-        fits = np.arange(count) < left[:, None]
+        fits = np.arange(count)[:, None] < left
         most = int(self.k[ids].max())
         if most:
             axes = self.axes[ids]
-            u = x * axes[:, 0, 0, None] + y * axes[:, 0, 1, None]  # (scenes, tries)
-            v = x * axes[:, 1, 0, None] + y * axes[:, 1, 1, None]
-            other_u, other_v, other_radius = self.frame[:, :most][:, :, ids, None]  # each (objects, scenes, 1)
+            u = x * axes[:, 0, 0] + y * axes[:, 0, 1]  # (tries, scenes)
+            v = x * axes[:, 1, 0] + y * axes[:, 1, 1]
+            other_u, other_v, other_radius = self.frame[:, :most].take(ids, axis=2)[:, :, None]  # each (objects, 1, scenes)
             reach = (self.radii[size] + self.gap) + other_radius
             du, dv = u - other_u, v - other_v
             score = du * du
@@ -337,16 +333,26 @@ class _Lockstep:
             q = np.minimum(du, dv, out=du)
             crowd = q - self.margin
             crowd *= q
-            closest = np.minimum(score, crowd, out=score).min(axis=0)  # (scenes, tries)
+            closest = np.minimum(score, crowd, out=score).min(axis=0)  # (tries, scenes)
             fits &= closest > 0
             near = np.abs(closest) < self.band
             if near.any():  # rare: `sample` decides these scenes
-                self.fallback[ids[near.any(axis=1)]] = True
-        found = fits.any(axis=1)
-        first = fits.argmax(axis=1)
+                self.fallback[ids[near.any(axis=0)]] = True
+        found = fits.any(axis=0)
+        first = fits.argmax(axis=0)
         used = np.where(found, first + 1, np.minimum(count, left))
-        pick = np.arange(ids.size), first
+        pick = first, np.arange(ids.size)
         return ids, found, used, size[pick], x[pick], y[pick]
+
+    def _try_columns(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where `count` tries take their bits (try_layout), from a position without (row 0) or with (row 1) a
+        cached half: the raw offsets of their words, x and y (2, 3 count), and each word's shift (2, count)."""
+        layout = self.columns.get(count)
+        if layout is None:
+            tables = [try_layout(has_half, count) for has_half in (False, True)]
+            layout = self.columns[count] = (np.array([np.concatenate([offsets, xs, ys]) for offsets, _, xs, ys in tables]),
+                                            np.array([np.where(halves, 32, 0) for _, halves, _, _ in tables], np.uint64))
+        return layout
 
     def _place(self, ids, size, x, y) -> None:
         """The object fits: draw its shape, colour, material and yaw, as `_place_objects` does."""

@@ -21,6 +21,7 @@ from igbench.errors import UserError, choices, did_you_mean
 from igbench.task import Task
 
 MAX_PROGRAM_CHARS = 200_000
+PRECISION = 3  # decimals of the numbers in program text
 _FENCE = re.compile(r"^\s*```")
 
 
@@ -86,18 +87,30 @@ def parse_lenient(text: str, task: Task) -> LenientParse:
     return _parse(text, task, lenient=True)
 
 
-def format_program(program: Program, task: Task, precision: int = 3) -> str:
+def format_program(program: Program, task: Task, precision: int = PRECISION) -> str:
     """Canonical text: one `add(...)` per line, fields in the task's order, numbers as `{:+.Nf}`."""
     return "\n".join(format_object(obj, task, precision) for obj in program)
 
 
-def format_object(obj: Obj, task: Task, precision: int = 3) -> str:
+def format_object(obj: Obj, task: Task, precision: int = PRECISION) -> str:
+    numbers = [format_number(v, precision) for name in task.numeric if name in obj.numbers for v in obj.numbers[name]]
+    return object_template(obj, task, "%s") % tuple(numbers)
+
+
+def object_template(obj: Obj, task: Task, hole: str) -> str:
+    """format_object's text as a %-template: `hole` (a conversion such as %s or %+.3f) for each value of the
+    object's numeric fields that the task declares, in the task's order ('%.0s' for the values it does not
+    show: an arity-1 field shows its first). The same template serves every object with the same attributes
+    and the same fields of the same lengths."""
     attrs, numbers = obj.attrs, obj.numbers
-    parts = [f"{name}='{attrs[name]}'" for name in task.categorical if name in attrs]
+    parts = [f"{name}='{attrs[name]}'".replace("%", "%%") for name in task.categorical if name in attrs]
     for name, decl in task.numeric.items():
         if name in numbers:
-            values = [format_number(v, precision) for v in numbers[name]]
-            parts.append(f"{name}={values[0]}" if decl.arity == 1 else f"{name}=({', '.join(values)})")
+            holes = [hole] * len(numbers[name])
+            if decl.arity == 1:
+                parts.append(f"{name}={holes[0]}{'%.0s' * (len(holes) - 1)}")
+            else:
+                parts.append(f"{name}=({', '.join(holes)})")
     return f"add({', '.join(parts)})"
 
 

@@ -6,6 +6,7 @@ at the top-left corner of the image. World: z up, the ground plane is z = 0.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from json.encoder import encode_basestring_ascii as json_string  # json.dumps' o
 
 import numpy as np
 
-from igbench.program import Obj, Program
+from igbench.program import PRECISION, Obj, Program, format_object, format_program, object_template
 from igbench.task import Task
 
 
@@ -43,7 +44,8 @@ class Camera:
         """Cameras with the given extrinsics (n, 4, 4) and one lens and image size."""
         f_px = focal_mm / sensor_width_mm * width
         K = _tuples([[f_px, 0.0, width / 2], [0.0, f_px, height / 2], [0.0, 0.0, 1.0]])
-        return [cls(K, _tuples(matrix), int(width), int(height)) for matrix in world_to_camera.tolist()]
+        width, height = int(width), int(height)
+        return [cls(K, tuple(map(tuple, matrix)), width, height) for matrix in np.asarray(world_to_camera, float).tolist()]
 
     @property
     def K_array(self) -> np.ndarray:
@@ -153,41 +155,48 @@ def objects_row(obj: Obj, task: Task) -> dict:
 
 
 class SceneLines:
-    """`json.dumps({**scene.to_dict(task), "program": program})`, the same bytes, without building the dict.
+    """`json.dumps({**scene.to_dict(task), "program": format_program(scene.program, task)})`, the same bytes,
+    without building the dict.
 
     json.dumps (default separators, ensure_ascii) writes a dict as `{"key": value, ...}`, a string through
     `encode_basestring_ascii`, True/False as true/false, an int and a finite float by their repr, and a
     list as `[a, b]`: exactly Python's repr of a list of ints and finite floats. So the templates below are
-    filled with encoded strings, `true`/`false` and the repr of each list of numbers. A non-finite float is
-    the one number whose repr differs (nan, inf: json writes NaN, Infinity); its repr contains an 'n' and
-    no finite float's does, so such a scene falls back to json.dumps. Numbers must be ints or floats, as a
-    Scene holds them (tests/test_scene_lines.py checks the bytes on sampled scenes and edge values)."""
+    filled with encoded strings, `true`/`false` and the repr of each number. A non-finite float is the one
+    number whose repr differs (nan, inf: json writes NaN, Infinity); its repr contains an 'n' and no finite
+    float's does, so such a scene falls back to json.dumps. Numbers must be ints or floats, as a Scene holds
+    them (tests/test_scene_lines.py checks the bytes on sampled scenes and edge values).
+
+    Objects with the same attributes and fields share two templates, made once: their row's text and their
+    program text (program.object_template). The program's numbers are formatted by the template itself, so
+    the one rule it cannot apply, a zero never shown with a minus (format_number), sends the object whose
+    text shows one to format_object."""
 
     def __init__(self, task: Task):
         self.task = task
         self.categorical = tuple(task.categorical)
         self.numeric = tuple((name, (0.0,) * decl.arity, decl.required) for name, decl in task.numeric.items())
-        keys = list(self.categorical)
-        for name, _, required in self.numeric:
-            keys += [name] if required else [name, f"has_{name}"]
-        self.object_template = "{" + ", ".join(f"{json_string(key)}: %s" for key in keys) + "}"
         self.strings = _Encoded()
+        self.objects: dict = {}  # the templates of each kind of object (see _object_templates)
         self.repeated: dict = {}  # texts of the parts that repeat from scene to scene (intrinsics, lights but their location)
+        self.number = f"%+.{PRECISION}f"  # format_number's conversion
+        self.negative_zero = self.number % -0.0
 
-    def line(self, scene: Scene, program: str) -> str:
-        numbers = []  # the repr of every list of numbers, checked at once for nan and inf
-        objects = []
-        strings = self.strings
+    def line(self, scene: Scene) -> str:
+        numbers = []  # the repr of every number, checked at once for nan and inf
+        objects, programs = [], []
         for obj in scene.program:
-            attrs, values = obj.attrs, obj.numbers
-            fields = [strings[attrs[name]] for name in self.categorical]
-            for name, zeros, required in self.numeric:
-                text = repr(list(values.get(name, zeros)))
-                numbers.append(text)
-                fields.append(text)
-                if not required:
-                    fields.append("true" if name in values else "false")
-            objects.append(self.object_template % tuple(fields))
+            values = obj.numbers
+            key = (tuple(obj.attrs.items()), tuple(values), tuple(map(len, values.values())))
+            templates = self.objects.get(key) or self._object_templates(obj, key)
+            if templates is None:
+                return self._dumped(scene)
+            row, program = templates
+            flat = tuple(itertools.chain.from_iterable(values.values()))
+            texts = tuple(map(repr, flat))
+            numbers += texts
+            objects.append(row % texts)
+            text = program % flat
+            programs.append(format_object(obj, self.task) if self.negative_zero in text else text)
         camera = scene.camera
         K, world_to_camera = self._repeated(camera.K), repr([list(r) for r in camera.world_to_camera])
         numbers.append(world_to_camera)
@@ -198,11 +207,35 @@ class SceneLines:
             rest = self._repeated(light.name, light.type, light.target, light.energy, light.size)
             lights.append(rest and rest[0] + location + rest[1])
         if "n" in "".join(numbers) or K is None or None in lights:
-            return json.dumps({**scene.to_dict(self.task), "program": program})
-        return (f'{{"id": {strings[scene.id]}, "task": {strings[scene.task]}, "split": {strings[scene.split]}, '
+            return self._dumped(scene)
+        strings, program = self.strings, "\n".join(programs)
+        return (f'{{"id": {json_string(scene.id)}, "task": {strings[scene.task]}, "split": {strings[scene.split]}, '
                 f'"index": {scene.index!r}, "seed": {scene.seed!r}, "objects": [{", ".join(objects)}], '
                 f'"camera": {{"K": {K}, "world_to_camera": {world_to_camera}, "width": {camera.width!r}, '
-                f'"height": {camera.height!r}}}, "lights": [{", ".join(lights)}], "program": {json_string(program)}}}')
+                f'"height": {camera.height!r}}}, "lights": [{", ".join(lights)}], '
+                f'"program": {json_string(program)}}}')
+
+    def _dumped(self, scene: Scene) -> str:
+        return json.dumps({**scene.to_dict(self.task), "program": format_program(scene.program, self.task)})
+
+    def _object_templates(self, obj: Obj, key):
+        """The %-templates of the row and the program text of objects like `obj`, both over the repr (row) or
+        the value (program) of each number in the order obj.numbers holds them; None for an object whose
+        numeric fields are not the task's or not in its order (json.dumps then writes the scene)."""
+        values = obj.numbers
+        if list(values) != [name for name, _, _ in self.numeric if name in values]:
+            return None
+        if len(self.objects) > 4096:  # bounded, whatever the scenes hold
+            self.objects.clear()
+        fields = [f"{_literal(name)}: {_literal(obj.attrs[name])}" for name in self.categorical]
+        for name, zeros, required in self.numeric:
+            holes = ", ".join(["%s"] * len(values[name])) if name in values else ", ".join(map(repr, zeros))
+            fields.append(f"{_literal(name)}: [{holes}]")
+            if not required:
+                fields.append(f'{_literal("has_" + name)}: {"true" if name in values else "false"}')
+        row = "{" + ", ".join(fields) + "}"
+        templates = self.objects[key] = (row, object_template(obj, self.task, self.number))
+        return templates
 
     def _repeated(self, *parts):
         """The text of a camera's intrinsics, or of a light before and after its location, made once for the
@@ -223,6 +256,11 @@ class SceneLines:
                         f', "target": {list(target)!r}, "energy": {energy!r}, "size": {size!r}}}')
             entry = self.repeated[key] = (parts, None if "n" in numbers else text)
         return entry[1]
+
+
+def _literal(string: str) -> str:
+    """A string as a %-template writes it: json-encoded, each '%' doubled."""
+    return json_string(string).replace("%", "%%")
 
 
 class _Encoded(dict):

@@ -1,6 +1,7 @@
 """The CLEVR sampler draws the same scenes as the day its output was pinned (tests/fixtures/clevr_programs.json),
 so a dataset rendered before any change to the sampler's code stays reproducible."""
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -85,6 +86,20 @@ def test_the_screens_schedule_and_band_change_no_scene(monkeypatch, tries, band)
     got = list(sample_scenes(task, "val", range(120), 2))
     assert [s.to_dict(task) for s in got] == [s.to_dict(task) for s in expected]
     assert (len(fallbacks) > 0) == (band > 1e-6), len(fallbacks)
+
+
+def test_any_indices_come_back_in_their_order_and_each_scene_once_as_it_finishes():
+    """Indices out of order and repeated: sample_scenes keeps their order; finished_scenes gives each position
+    once, and out of order (a slow scene finishes after later ones)."""
+    from igbench.generators import finished_scenes, in_order, sample_scenes
+
+    task = load_task("clevr")
+    indices = [7, 3, 250, 0, 3, *range(400, 1400)]
+    expected = [sample_scene(task, "ood", i, 5).to_dict(task) for i in indices[:5]]
+    assert [s.to_dict(task) for s in itertools.islice(sample_scenes(task, "ood", indices, 5), 5)] == expected
+    positions = [position for position, _ in finished_scenes(task, "ood", indices, 5)]
+    assert sorted(positions) == list(range(len(indices))) and positions != sorted(positions)
+    assert list(in_order([(2, "c"), (0, "a"), (1, "b")])) == ["a", "b", "c"]
 
 
 def test_many_at_once_raises_the_same_error_when_nothing_fits(tmp_path):

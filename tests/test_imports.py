@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 
-def loaded_after(code: str) -> set[str]:
-    probe = code + "\nimport sys\nprint(' '.join(sorted(m for m in ('bpy', 'torch', 'datasets') if m in sys.modules)))"
+def loaded_after(code: str, modules=("bpy", "torch", "datasets")) -> set[str]:
+    probe = code + f"\nimport sys\nprint(' '.join(sorted(m for m in {tuple(modules)!r} if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     return set(out.split())
 
@@ -20,6 +20,31 @@ def test_import_igbench_loads_neither_torch_nor_bpy():
 def test_the_render_parent_never_imports_blender():
     # The parent only spawns the Blender workers; it should not pay for a Blender of its own.
     assert "bpy" not in loaded_after("import igbench.render.job, igbench.render.workers, igbench.render.staging, igbench.cli.main")
+
+
+def test_a_command_imports_only_its_own_modules(tmp_path):
+    """`igbench render --programs-only --quiet` (a start of a few tenths of a second) parses its arguments without
+    the other commands' modules, and shows no progress bar without tqdm."""
+    command = ["render", "--task", "clevr", "--n", "3", "--out", str(tmp_path), "--programs-only", "--quiet"]
+    run = f"import contextlib, io\nfrom igbench.cli.main import main\nwith contextlib.redirect_stdout(io.StringIO()):\n    main({command!r})"
+    assert loaded_after(run,
+                        ("igbench.score.api", "igbench.cli.score", "igbench.models", "tqdm")) == set()
+    assert (tmp_path / "clevr" / "train" / "programs.jsonl").read_text().count("\n") == 3
+
+
+def test_the_help_lists_every_command_and_each_command_its_own_options(capsys):
+    from igbench.cli.main import COMMANDS, main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in COMMANDS)
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    assert "--bootstrap" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:
+        main(["score"])  # its positional argument is missing: one line, exit 2
+    assert exit.value.code == 2 and "predictions" in capsys.readouterr().err
 
 
 @pytest.mark.blender

@@ -26,18 +26,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"igbench: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    """The parser that lists every command and knows the arguments of `command` alone: the other commands'
+    modules are not imported (some import much, and `igbench render --programs-only` is short)."""
     parser = _Parser(prog="igbench", description="Inverse-graphics benchmark suite.")
     parser.add_argument("--version", action="version", version=f"igbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"igbench.cli.{name}")
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(f"igbench.cli.{name}").add_arguments(command_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

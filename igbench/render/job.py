@@ -14,7 +14,7 @@ import os
 import platform
 import shutil
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -130,18 +130,20 @@ def run_render(config: RenderConfig, progress: bool = True) -> RenderReport:
 def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool) -> RenderReport:
     """`--programs-only`: the sampled scenes as JSON lines, without rendering (and so without the
     visibility check: these are each sample's first candidate)."""
-    from igbench.generators import sample_scenes
-    from igbench.program import format_program
+    from igbench.generators import finished_scenes, in_order
     from igbench.scene import SceneLines
 
     root.mkdir(parents=True, exist_ok=True)
     path = root / "programs.jsonl"
-    bar = _progress(None, config, config.n, progress, initial=0)
     lines = SceneLines(task)
-    with replaced_atomically(path) as tmp, open(tmp, "w") as f, bar, garbage_collection_paused():
-        for scene in sample_scenes(task, config.split, range(config.n), config.seed):
-            f.write(lines.line(scene, format_program(scene.program, task)) + "\n")
-            bar.update(1)
+    # each line is made as its scene is done: those that wait for an earlier scene wait as text, a tenth of the
+    # memory (one slow early scene may hold back most of a run), and are written while their objects are fresh
+    finished = finished_scenes(task, config.split, range(config.n), config.seed)
+    texts = in_order((position, lines.line(scene)) for position, scene in finished)
+    with replaced_atomically(path) as tmp, open(tmp, "w") as f, garbage_collection_paused(), \
+            (_progress(texts, config, config.n, progress, initial=0) if progress else nullcontext(texts)) as texts:
+        for text in texts:
+            f.write(text + "\n")
     return RenderReport(root, config.n, rendered=config.n)
 
 
