@@ -463,3 +463,4 @@ def test_seeds_make_one_row_per_seed_and_the_table_their_mean_and_spread(tmp_pat
     assert line.startswith(f"| set | 2 | 1.000 ± 0.000 [1.000, 1.000] | 1.000 ± 0.000 [1.000, 1.000] | "
                            f"3.00 ± {sd:.2f} [2.00, 4.00] | 6.00 ± {2 * sd:.2f} [4.00, 8.00] |")
     assert "| prior |" not in section
+    assert "PSNR" not in text and "median px" not in text  # columns no row has are left out

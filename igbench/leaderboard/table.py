@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,18 @@ POSE = Layout(
 LAYOUTS = {"scene_set": CLEVR, "canvas": DOT2D, "pose": POSE}  # by the task's kind
 
 
+def shown_columns(layout: Layout, results: list[dict]) -> Layout:
+    """The layout without the table columns no row has a value for (the image metrics of a scale scored
+    without re-rendering)."""
+    def has(column) -> bool:
+        return any(value(split, column[1]) is not None for result in results for split in result.values())
+
+    if not results:
+        return layout
+    return dataclasses.replace(layout, headline=[c for c in layout.headline if has(c)],
+                               more=[c for c in layout.more if has(c)])
+
+
 def value(result: dict, key: str):
     if key in result:
         return result[key]
@@ -85,7 +98,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
               f"`make benchmark scale={scale}` (`python -m igbench.leaderboard.run --scale {scale}`) on "
               f"{platform.machine()} with {_cpu_count()} CPU cores.", ""]
     task_spec = load_task(task)
-    layout = LAYOUTS[task_spec.kind]
+    layout = shown_columns(LAYOUTS[task_spec.kind], [scores.get("results", {}) for _, scores, _ in rows])
     splits = ", ".join(f"{s} {n}" for s, n in config.splits.items())
     rendered = (f"{config.render.samples} Cycles samples (denoised)" if task_spec.renderer == "blender"
                 else f"drawn by igbench's {task_spec.renderer} renderer")
@@ -97,8 +110,9 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
         lines += ["Rendered with:", "", "```"] + render_commands + ["```", ""]
     lines += ["## Models: ID | OOD", "",
               f"Every metric has an ID and an OOD column. Parameter metrics as in docs/metrics.md ({layout.matching}); "
-              "image metrics re-render each predicted program with the reference's camera, lights, seed and "
-              "settings.", ""]
+              + ("image metrics re-render each predicted program with the reference's camera, lights, seed and "
+                 "settings." if config.score.render else "scored without re-rendering (`score.render: false`), so "
+                 "no image metrics."), ""]
     header = "| model | " + " | ".join(f"{label} ID | {label} OOD" for label, _, _ in layout.headline) + " |"
     lines += [header, "|---|" + "--:|" * (2 * len(layout.headline))]
     for name, scores, _ in rows:
