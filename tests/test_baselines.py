@@ -430,7 +430,8 @@ def test_seeds_make_one_row_per_seed_and_the_table_their_mean_and_spread(tmp_pat
     from igbench.leaderboard.table import spread, write_table
 
     scale = tmp_path / "seeds.yaml"
-    models = [{"name": "prior"}, {"name": "cnn-set", "label": "set", "seeds": [0, 3], "overrides": ["train.steps=5"]}]
+    models = [{"name": "prior"}, {"name": "cnn-set", "label": "set", "seeds": [0, 3], "overrides": ["train.steps=5"],
+               "note": "one note for both seeds"}]
     scale.write_text(yaml.safe_dump({"task": "dot2d", "results": str(tmp_path / "results"), "models": models}))
     config = load_leaderboard_config(str(scale))
     assert [(m.row, m.group, m.overrides) for m in config.models] == [
@@ -464,3 +465,4 @@ def test_seeds_make_one_row_per_seed_and_the_table_their_mean_and_spread(tmp_pat
                            f"3.00 ± {sd:.2f} [2.00, 4.00] | 6.00 ± {2 * sd:.2f} [4.00, 8.00] |")
     assert "| prior |" not in section
     assert "PSNR" not in text and "median px" not in text  # columns no row has are left out
+    assert text.count("one note for both seeds") == 1 and "- **set**: one note for both seeds" in text

@@ -121,7 +121,9 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
         cells = [f"{fmt(value(a, key), spec)} | {fmt(value(b, key), spec)}" for _, key, spec in layout.headline]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     shown = {r[0] for r in rows}
-    notes = [f"- **{m.row}**: {' '.join(m.note.split())}" for m in config.models if m.note and m.row in shown]
+    # once per entry of the scale: the rows made from one entry's `seeds` share its note
+    notes = list(dict.fromkeys(f"- **{m.group or m.row}**: {' '.join(m.note.split())}"
+                               for m in config.models if m.note and m.row in shown))
     lines += [""] + notes if notes else []
     pending = [m.row for m in config.models if m.row not in shown]
     if pending:
