@@ -340,7 +340,7 @@ def _plot(rows, task, id_split, ood_split, metrics: list, path: Path) -> bool:
 
 # (title, eval.csv columns: the first a run has is plotted; scene tasks log loc_l2, canvas tasks pos_err)
 CURVES = [("parse rate", ("parse_rate",)), ("count accuracy", ("count_acc",)), ("colour accuracy", ("attr_acc_color",)),
-          ("position error (lower is better)", ("loc_l2_mean", "pos_err_px_mean"))]
+          ("position error (lower is better)", ("loc_l2_mean", "pos_err_mean"))]
 
 
 def read_eval_csv(path: Path) -> dict[str, list]:
@@ -371,8 +371,13 @@ def _learning_curves(config, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(4.0 * len(CURVES), 3.0))
-    for ax, (title, keys) in zip(axes, CURVES):
+    def logged(keys):
+        return any(v is not None for columns in curves.values() for k in keys for v in columns.get(k, []))
+
+    panels = [(title, keys) for title, keys in CURVES if logged(keys)]  # dot2d logs no colour
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.0), squeeze=False)
+    axes = axes[0]
+    for ax, (title, keys) in zip(axes, panels):
         for name, columns in curves.items():
             key = next((k for k in keys if any(v is not None for v in columns.get(k, []))), keys[0])
             points = [(s, v) for s, v in zip(columns["step"], columns.get(key, [])) if v is not None]

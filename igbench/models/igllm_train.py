@@ -356,7 +356,7 @@ def evaluate(accelerator, model, val_loader, tokenizer, encoder, config, task, v
 
 
 HEADLINE = ("parse_rate", "count_acc", "count_abs_err", "loc_l2_mean", "loc_l2_median", "rot_err_deg_mean",
-            "precision@0.5", "recall@0.5", "f1@0.5", "ap@0.5", "pos_err_mean", "pos_err_px_mean")
+            "precision@0.5", "recall@0.5", "f1@0.5", "ap@0.5", "pos_err_mean")
 
 
 def score_programs(predictions: list[dict], references: list[dict], task) -> dict:
