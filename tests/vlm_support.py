@@ -21,10 +21,13 @@ def tiny_vlm(tmp_path_factory, architecture: str) -> Path:
 
 def split_with_broken_image(data: Path, tmp_path: Path, index: int) -> tuple[Path, str]:
     """A copy of DATA/val whose sample `index` (in id order) holds bytes that are no image: (task folder, its id)."""
+    import json
     import shutil
 
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from igbench.shards import CONFIG_NAME, file_record
 
     broken = tmp_path / "broken" / "clevr"
     shutil.copytree(data / "val", broken / "val")
@@ -33,6 +36,11 @@ def split_with_broken_image(data: Path, tmp_path: Path, index: int) -> tuple[Pat
     rows = sorted(table.to_pylist(), key=lambda r: r["id"])
     rows[index]["image"] = {"bytes": b"\x89PNG but not really", "path": None}
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    # recorded as the render's own output, so that the readers' shard check passes and the image is what fails
+    config = broken / "val" / CONFIG_NAME
+    saved = json.loads(config.read_text())
+    saved["shards"][shard.name] = file_record(shard)
+    config.write_text(json.dumps(saved))
     return broken, rows[index]["id"]
 
 
