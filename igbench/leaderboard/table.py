@@ -371,15 +371,16 @@ def _learning_curves(config, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    def logged(keys):
-        return any(v is not None for columns in curves.values() for k in keys for v in columns.get(k, []))
+    def filled(columns, key) -> bool:
+        return any(v is not None for v in columns.get(key, []))
 
-    panels = [(title, keys) for title, keys in CURVES if logged(keys)]  # dot2d logs no colour
+    # dot2d logs no colour: a panel no run has is left out
+    panels = [(title, keys) for title, keys in CURVES if any(filled(c, k) for c in curves.values() for k in keys)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.0), squeeze=False)
     axes = axes[0]
     for ax, (title, keys) in zip(axes, panels):
         for name, columns in curves.items():
-            key = next((k for k in keys if any(v is not None for v in columns.get(k, []))), keys[0])
+            key = next((k for k in keys if filled(columns, k)), keys[0])
             points = [(s, v) for s, v in zip(columns["step"], columns.get(key, [])) if v is not None]
             if points:
                 ax.plot(*zip(*points), marker=".", label=name)
