@@ -466,3 +466,51 @@ def test_seeds_make_one_row_per_seed_and_the_table_their_mean_and_spread(tmp_pat
     assert "| prior |" not in section
     assert "PSNR" not in text and "median px" not in text  # columns no row has are left out
     assert text.count("one note for both seeds") == 1 and "- **set**: one note for both seeds" in text
+
+
+def test_train_sizes_make_one_row_per_size_and_the_table_a_data_efficiency_curve(tmp_path, capsys):
+    import tempfile
+
+    import yaml
+
+    from igbench.files import write_json_atomic
+    from igbench.leaderboard.run import load_leaderboard_config, main
+    from igbench.leaderboard.table import write_table
+
+    scale = tmp_path / "sizes.yaml"
+    models = [{"name": "prior"}, {"name": "igllm", "label": "lm", "config": "tiny", "train_sizes": [50, 200],
+                                  "seeds": [0, 1]}]
+    scale.write_text(yaml.safe_dump({"task": "dot2d", "splits": {"train": 200, "test": 10, "ood": 10},
+                                     "results": str(tmp_path / "results"), "models": models}))
+    config = load_leaderboard_config(str(scale))
+    assert [(m.row, m.group, m.curve, m.train_size, m.overrides) for m in config.models[1:]] == [
+        ("lm-n50-seed0", "lm-n50", "lm", 50, ["train.train_samples=50", "train.seed=0"]),
+        ("lm-n50-seed1", "lm-n50", "lm", 50, ["train.train_samples=50", "train.seed=1"]),
+        ("lm-n200-seed0", "lm-n200", "lm", 200, ["train.train_samples=200", "train.seed=0"]),
+        ("lm-n200-seed1", "lm-n200", "lm", 200, ["train.train_samples=200", "train.seed=1"])]
+    assert main(["--scale", str(scale), "--dry-run", "--only", "train", f"runs={tmp_path / 'runs'}"]) == 0
+    assert "train.train_samples=200 train.seed=1" in capsys.readouterr().out
+    for bad, message in (({"train_sizes": [50, 50]}, "train_sizes must be distinct"),
+                         ({"train_sizes": [400]}, "train_sizes reach 400 but the train split has 200"),
+                         ({"name": "prior", "config": None, "train_sizes": [50]}, "train_samples")):
+        scale.write_text(yaml.safe_dump({"task": "dot2d", "splits": {"train": 200}, "models": [dict(models[1], **bad)]}))
+        assert main(["--scale", str(scale), "--dry-run"]) == 2
+        assert message in capsys.readouterr().err.splitlines()[0]
+
+    results = Path(tempfile.mkdtemp(prefix="igbench-sizes-"))  # hand-made scores, outside the schema-checked tmp
+    try:
+        for row, px in (("prior", 24.0), ("lm-n50-seed0", 8.0), ("lm-n50-seed1", 6.0), ("lm-n200-seed0", 2.0)):
+            split = {"n": 10, "parse_rate": 1.0, "pos_err_px_mean": px}
+            (results / row / "dot2d").mkdir(parents=True)
+            write_json_atomic(results / row / "dot2d" / "scores.json",
+                              {"results": {"dot2d/test": split, "dot2d/ood": dict(split, pos_err_px_mean=3 * px)}})
+        text = write_table(config, "toy", results, {}, []).read_text()
+        plotted = (results / "data_efficiency.png").exists()
+    finally:
+        shutil.rmtree(results)
+    section = text[text.index("## Data efficiency"):].split("\n## ")[0]
+    assert "| model | N = 50 | N = 200 |" in section
+    sd = 2 ** 0.5  # of 8 and 6
+    assert f"| lm | 7.00 ± {sd:.2f} / 21.00 ± {3 * sd:.2f} | 2.00 / 6.00 |" in section  # one seed of 200 so far
+    assert "| prior |" not in section
+    assert plotted and "![data efficiency](data_efficiency.png)" in section

@@ -68,6 +68,15 @@ def test_float_targets_hold_one_placeholder_per_number():
     assert fill_numbers("a=<num>, b=<num>", [1.0], "<num>") == "a=+1.000, b=<num>"  # no value is made up
 
 
+def test_numbers_first_writes_where_before_what_and_keeps_the_program():
+    objects = ordered_objects(sampled_row(3), TASK)
+    text, _ = format_target(objects, TASK, numbers_first=True)
+    assert all(line.startswith("add(loc=(") for line in text.splitlines())
+    assert parse(text, TASK) == parse(format_target(objects, TASK)[0], TASK)
+    template, values = format_target(objects, TASK, numeric="float", numbers_first=True)
+    assert fill_numbers(template, values, "<num>") == text  # the values follow the placeholders' new order
+
+
 def test_builtin_tokenizer_round_trips_programs():
     from igbench.models.igllm import builtin_tokenizer
 
@@ -211,3 +220,33 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(finetune, train_vision, 
     assert losses[-1] < 0.9 * losses[0], losses
     moved = any(not torch.equal(a, b) for a, b in zip(vision_before, model.vision.parameters()))
     assert moved == train_vision
+
+
+def test_grid_position_code_gives_each_cell_its_own_code_shared_along_its_row_and_column():
+    import torch
+
+    from igbench.models.igllm import grid_position_code
+
+    code = grid_position_code(16, 8)  # a 4x4 grid, 4 channels per axis
+    assert len({tuple(row.tolist()) for row in code}) == 16
+    grid = code.reshape(4, 4, 8)
+    assert torch.equal(grid[:, 0, :4], grid[:, 3, :4])  # the row half does not change along a row
+    assert torch.equal(grid[0, :, 4:], grid[3, :, 4:])  # the column half does not change down a column
+    assert torch.equal(grid[1, 2, :4], grid[2, 1, 4:])  # both axes use the same code
+    with pytest.raises(UserError, match="square token grid"):
+        grid_position_code(15, 8)
+
+
+def test_sincos2d_tells_the_lm_where_each_image_token_lies():
+    import torch
+
+    without, *_ = tiny_model()
+    model, _, encoder, _ = tiny_model(["model.vision.position_embedding=sincos2d"])
+    pixels = torch.zeros(1, 3, encoder.images.size, encoder.images.size)
+    with torch.no_grad():
+        tokens = model.image_features(pixels).shape[1]
+        width = without.vision.config.hidden_size
+        same_everywhere = torch.ones(1, tokens, width)  # as cached patch tokens: every cell sees the same
+        plain, placed = (m.image_features(None, same_everywhere)[0] for m in (without, model))
+    assert torch.allclose(plain, plain[0].expand_as(plain))
+    assert len({tuple(token.round(decimals=4).tolist()) for token in placed}) == tokens

@@ -1,4 +1,4 @@
-"""The leaderboard: `make benchmark [scale=small|dot2d|paper]` = `python -m igbench.leaderboard.run --scale S`.
+"""The leaderboard: `make benchmark [scale=small|cpu|dot2d|paper]` = `python -m igbench.leaderboard.run --scale S`.
 
 Runs every step as the igbench command a user would type (so each row of the table records the exact
 commands that produced it), resumably: rendering, training and prediction skip what is already done.
@@ -66,6 +66,12 @@ class ModelEntry:
     # spread across seeds (a finding that holds on one seed only is not a finding).
     seeds: list[int] = field(default_factory=list)
     group: Optional[str] = None  # set for the rows made from `seeds`: the row they were made from
+    # Train the row once per training-set size: rows `<row>-n<N>` with train.train_samples=N (the split's
+    # first N samples), and the table plots the position error against N (the data-efficiency curve).
+    # With `seeds` too, every size is trained once per seed.
+    train_sizes: list[int] = field(default_factory=list)
+    curve: Optional[str] = None  # set for the rows made from `train_sizes`: the row they were made from
+    train_size: Optional[int] = None  # ... and the N of this one
 
     @property
     def row(self) -> str:
@@ -116,10 +122,14 @@ def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
         known = sorted(p.stem for p in SCALES_DIR.glob("*.yaml"))
         raise UserError(f"unknown benchmark scale '{scale}'; scales: {', '.join(known)} (or a YAML path)")
     config = load_config(LeaderboardConfig, str(path), list(overrides))
-    config.models = [row for entry in config.models for row in one_row_per_seed(entry)]
+    config.models = [row for entry in config.models for sized in one_row_per_train_size(entry)
+                     for row in one_row_per_seed(sized)]
     for entry in config.models:
         _check_model(entry)
     rows = [m.row for m in config.models]
+    largest = max((m.train_size for m in config.models if m.train_size), default=0)
+    if "train" in config.splits and largest > int(config.splits["train"]):
+        raise UserError(f"train_sizes reach {largest} but the train split has {config.splits['train']} samples")
     if len(set(rows)) < len(rows):
         raise UserError("two benchmark models share a row name: give one a `label`")
     for target in config.targets:
@@ -144,6 +154,19 @@ def one_row_per_seed(entry: ModelEntry) -> list[ModelEntry]:
         raise UserError(f"benchmark row '{entry.row}': a seed appears twice in seeds {entry.seeds}")
     return [dataclasses.replace(entry, label=f"{entry.row}-seed{k}", overrides=[*entry.overrides, f"train.seed={k}"],
                                 seeds=[], group=entry.row) for k in entry.seeds]
+
+
+def one_row_per_train_size(entry: ModelEntry) -> list[ModelEntry]:
+    """An entry with `train_sizes` as one row per size N, each trained on the split's first N samples."""
+    import dataclasses
+
+    if not entry.train_sizes:
+        return [entry]
+    sizes = entry.train_sizes
+    if len(set(sizes)) < len(sizes) or min(sizes) < 1:
+        raise UserError(f"benchmark row '{entry.row}': train_sizes must be distinct positive numbers, got {sizes}")
+    return [dataclasses.replace(entry, label=f"{entry.row}-n{n}", overrides=[*entry.overrides, f"train.train_samples={n}"],
+                                train_sizes=[], curve=entry.row, train_size=n) for n in sizes]
 
 
 def _check_model(entry: ModelEntry) -> None:
@@ -421,7 +444,8 @@ def _mean(values) -> Optional[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m igbench.leaderboard.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="small", help="small | paper | a YAML path (default: small)")
+    scales = " | ".join(sorted(p.stem for p in SCALES_DIR.glob("*.yaml")))
+    parser.add_argument("--scale", default="small", help=f"{scales} | a YAML path (default: small)")
     parser.add_argument("--only", default="", help=f"comma-separated steps to run: {', '.join(STEPS)} (default: all)")
     parser.add_argument("--rows", default="", help="comma-separated rows to train, predict and score (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")

@@ -18,6 +18,7 @@ class Layout:
     more: list           # the second table: `ID / OOD` in one cell
     plot: list           # (title, key) panels of benchmark.png
     matching: str        # how the parameter metrics match predictions to the reference
+    position: tuple      # (label, key, format) of the position error: the data-efficiency curves' measure
 
 
 IMAGE_MORE = [("SSIM", "ssim", "{:.3f}"), ("LPIPS", "lpips", "{:.3f}"), ("mask IoU", "mask_iou", "{:.3f}")]
@@ -32,7 +33,8 @@ CLEVR = Layout(
     plot=[("F1@0.5 (higher is better)", "f1@0.5"), ("color accuracy", "attr_acc.color"),
           ("position error L2 (lower is better)", "loc_l2_mean")],
     matching="Hungarian matching on 3-D position; F1 and AP need all four attributes right and the position "
-             "within 0.5")
+             "within 0.5",
+    position=("loc L2", "loc_l2_mean", "{:.3f}"))
 
 DOT2D = Layout(
     headline=[("parse rate ↑", "parse_rate", "{:.3f}"), ("pos err px ↓", "pos_err_px_mean", "{:.2f}"),
@@ -40,7 +42,8 @@ DOT2D = Layout(
     more=[("count acc", "count_acc", "{:.3f}"), ("pos err (canvas units)", "pos_err_mean", "{:.4f}")] + IMAGE_MORE,
     plot=[("mean position error, px (lower is better)", "pos_err_px_mean"),
           ("median position error, px (lower is better)", "pos_err_px_median")],
-    matching="Hungarian matching on 2-D position; errors in pixels of the rendered canvas")
+    matching="Hungarian matching on 2-D position; errors in pixels of the rendered canvas",
+    position=("pos err px", "pos_err_px_mean", "{:.2f}"))
 
 POSE = Layout(
     headline=[("rot err ° ↓", "rot_err_deg_mean", "{:.1f}"), ("ADD(-S)@0.1d ↑", "add_adds_recall@0.1d", "{:.3f}"),
@@ -49,7 +52,8 @@ POSE = Layout(
           ("object acc", "attr_acc.object", "{:.3f}"), ("rot recall@10°", "rot_recall@10", "{:.3f}"),
           ("trans err", "trans_err_mean", "{:.3f}")] + IMAGE_MORE,
     plot=[("rotation error ° (lower is better)", "rot_err_deg_mean"), ("MSSD AR (higher is better)", "mssd_ar")],
-    matching="Hungarian matching on position; BOP's symmetry-aware pose errors")
+    matching="Hungarian matching on position; BOP's symmetry-aware pose errors",
+    position=("trans err", "trans_err_mean", "{:.3f}"))
 
 LAYOUTS = {"scene_set": CLEVR, "canvas": DOT2D, "pose": POSE}  # by the task's kind
 
@@ -146,6 +150,8 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
                   "changed after the data was rendered: the image metrics of every row carry that offset (parameter "
                   "metrics do not). Render the data again with this igbench version for consistent image metrics.", ""]
     lines += _seeds_section(config, rows, task, id_split, ood_split, layout)
+    efficiency = _data_efficiency(config, rows, task, id_split, ood_split, layout.position)
+    lines += _data_efficiency_section(efficiency, layout.position, id_split, ood_split)
     lines += _targets_section(config, rows, task, id_split, ood_split)
     refine_rows = _refine_section(config, results, task, id_split, ood_split)
     lines += refine_rows
@@ -171,6 +177,8 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     plot = _plot(rows, task, id_split, ood_split, layout.plot, results / "benchmark.png")
     if plot:
         lines.insert(lines.index("## Models: ID | OOD"), "![ID vs OOD](benchmark.png)\n")
+    if _plot_data_efficiency(efficiency, layout.position, id_split, ood_split, results / "data_efficiency.png"):
+        lines.insert(lines.index("## Data efficiency") + 1, "\n![data efficiency](data_efficiency.png)")
     curves = _learning_curves(config, results / "learning_curves.png")
     if curves:
         lines.insert(lines.index("## Provenance"), "## Learning curves\n\nValidation during training, on each "
@@ -269,6 +277,73 @@ def _seeds_section(config, rows, task: str, id_split, ood_split, layout) -> list
                 cells.append(f"{spec.format(mean)} ± {spec.format(sd)} [{spec.format(min(values))}, {spec.format(max(values))}]")
         lines.append(f"| {group} | {len(members)} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _data_efficiency(config, rows, task: str, id_split, ood_split, position) -> dict:
+    """curve -> train size -> split -> the position error of each of its rows scored so far (one per seed)."""
+    results = {name: scores.get("results", {}) for name, scores, _ in rows}
+    curves: dict = {}
+    for entry in config.models:
+        if entry.curve and entry.row in results:
+            per_split = curves.setdefault(entry.curve, {}).setdefault(entry.train_size, {id_split: [], ood_split: []})
+            for split in (id_split, ood_split):
+                v = value(results[entry.row].get(f"{task}/{split}", {}), position[1])
+                if v is not None:
+                    per_split[split].append(v)
+    return curves
+
+
+def _data_efficiency_section(curves: dict, position, id_split, ood_split) -> list[str]:
+    """The position error against the number of training samples (a model entry's `train_sizes`): the
+    mean over the seeds of each size (± their standard deviation when there are several)."""
+    if not curves:
+        return []
+    sizes = sorted({n for by_size in curves.values() for n in by_size})
+    label, _, spec = position
+
+    def cell(values: list) -> str:
+        if not values:
+            return "–"
+        mean, sd = spread(values)
+        return spec.format(mean) + (f" ± {spec.format(sd)}" if len(values) > 1 else "")
+
+    lines = ["## Data efficiency", "",
+             f"Mean {label} (lower is better), `{id_split} / {ood_split}`, against the number of training samples "
+             "(the train split's first N; the same steps for every N). With several seeds: mean ± standard "
+             "deviation over them.", "",
+             "| model | " + " | ".join(f"N = {n}" for n in sizes) + " |", "|---|" + "--:|" * len(sizes)]
+    for curve, by_size in curves.items():
+        cells = [f"{cell(by_size[n][id_split])} / {cell(by_size[n][ood_split])}" if n in by_size else "–" for n in sizes]
+        lines.append(f"| {curve} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _plot_data_efficiency(curves: dict, position, id_split, ood_split, path: Path) -> bool:
+    if not curves:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), sharey=True)
+    for ax, split in zip(axes, (id_split, ood_split)):
+        for curve, by_size in curves.items():
+            points = [(n, *spread(by_size[n][split])) for n in sorted(by_size) if by_size[n][split]]
+            if points:
+                n, mean, sd = zip(*points)
+                ax.errorbar(n, mean, yerr=sd, marker="o", capsize=3, label=curve)
+        ax.set_xscale("log")
+        ax.set_title(f"{split}: {position[0]} (lower is better)", fontsize=10)
+        ax.set_xlabel("training samples", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def _with_ci(result: dict, key: str) -> str:

@@ -10,7 +10,9 @@ hidden state at the position that predicts a placeholder and regresses its value
 """
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -151,7 +153,10 @@ class IGLLM(nn.Module):
             with torch.set_grad_enabled(self.config.vision.train and torch.is_grad_enabled()):
                 vision_tokens = patch_tokens(self.vision, pixel_values, self.config.vision)
         weight = next(self.projector.parameters())
-        return self.projector(vision_tokens.to(weight.dtype))
+        features = self.projector(vision_tokens.to(weight.dtype))
+        if self.config.vision.position_embedding == "sincos2d":
+            features = features + grid_position_code(features.shape[1], features.shape[2]).to(features)
+        return features
 
     def embed(self, input_ids, image_mask, pixel_values, number_values=None, number_mask=None, vision_tokens=None):
         table = self.lm.get_input_embeddings()
@@ -232,6 +237,27 @@ class IGLLM(nn.Module):
                 out = self.decoder(inputs_embeds=embeds, use_cache=False)
             hidden = out.last_hidden_state[:, -1]
         return tokens, values
+
+
+@functools.lru_cache(maxsize=8)
+def grid_position_code(num_tokens: int, width: int) -> torch.Tensor:
+    """(num_tokens, width) fixed 2-D sine-cosine code of the cells of a square token grid, row-major.
+
+    The first half of the channels codes the row, the second the column, each as
+    [sin(p * f_k), cos(p * f_k)] with p the cell index and f_k = 10000^(-k / (width / 4)), k < width / 4
+    (the Transformer's code per axis, as MAE's 2-D embedding)."""
+    side = math.isqrt(num_tokens)
+    if side * side != num_tokens or width % 4:
+        raise UserError(f"model.vision.position_embedding=sincos2d needs a square token grid and an LM width "
+                        f"divisible by 4 (got {num_tokens} tokens, width {width})")
+    quarter = width // 4
+    freqs = 10000.0 ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
+    cells = torch.arange(side, dtype=torch.float64)
+    angles = cells[:, None] * freqs[None, :]  # (side, quarter)
+    code = torch.cat([angles.sin(), angles.cos()], dim=1)  # (side, width / 2)
+    rows = code[:, None, :].expand(side, side, width // 2)
+    columns = code[None, :, :].expand(side, side, width // 2)
+    return torch.cat([rows, columns], dim=2).reshape(num_tokens, width).float()
 
 
 def _new_cache(config):
@@ -361,6 +387,8 @@ def build_model(config: IGLLMConfig, task: Task, run_dir: Path | None = None, fo
         lm.requires_grad_(True)
         lm.get_input_embeddings().requires_grad_(False)  # as the paper: embeddings stay frozen
     model = IGLLM(vision, lm, m, number_id)
+    if m.vision.position_embedding != "none":  # a grid it cannot code fails here, not after the feature cache
+        grid_position_code(vision_geometry(model, config)[1], lm.get_input_embeddings().weight.shape[1])
     for param in model.parameters():  # trained parameters in float32, whatever the frozen weights are
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()
@@ -413,7 +441,7 @@ class Encoder:
         objects = ordered_objects(row, self.task, aug.left_to_right)
         shuffle, synonyms = (aug.shuffle_attributes, aug.synonyms) if rng is not None else (False, False)
         code, values = format_target(objects, self.task, rng, shuffle, synonyms, self.config.model.numeric,
-                                     self.config.model.number_token)
+                                     self.config.model.number_token, numbers_first=aug.numbers_first)
         return answer_text(code, self.config.prompt.answer), values
 
     def training_example(self, row: dict, rng) -> dict:

@@ -27,6 +27,11 @@ class VisionConfig:
     # Beyond the paper, which freezes a pretrained CLIP: train the encoder too (at the projector's learning
     # rate). For encoders initialised at random (the tiny preset), whose frozen features carry little.
     train: bool = False
+    # Added to the projected patch tokens: "sincos2d" is a fixed 2-D sine-cosine code of each token's cell
+    # (row, column) on the square token grid. CLIP's patch tokens carry their position (ViT position
+    # embeddings); a conv layer's cells carry little, and the LM's rotary positions only say how far back a
+    # token is, so without it finding "the object at x" is left to the encoder's padding artefacts.
+    position_embedding: Literal["none", "sincos2d"] = "none"
 
 
 @dataclass
@@ -70,6 +75,9 @@ class AugmentConfig:
     shuffle_attributes: bool = True
     synonyms: bool = True
     left_to_right: bool = True  # objects sorted by pixel x (off: the dataset's order)
+    # Each call writes its numbers (loc, rotation) before its categorical attributes, as Pix2Seq writes a
+    # box before its class: the model says where an object is, then reads what is there.
+    numbers_first: bool = False
 
 
 @dataclass

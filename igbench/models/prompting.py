@@ -37,16 +37,17 @@ def synonyms_of(task: Task) -> dict[str, dict[str, list[str]]]:
 
 def format_target(objects: list[Obj], task: Task, rng=None, shuffle_attributes: bool = False,
                   synonyms: bool = False, numeric: str = "char", number_token: str = "<num>",
-                  precision: int = 3) -> tuple[str, list[float]]:
+                  precision: int = 3, numbers_first: bool = False) -> tuple[str, list[float]]:
     """The program text of `objects` and, with numeric='float', the values its placeholders stand for.
 
-    `rng` (a numpy Generator) is needed only for the two augmentations."""
+    `rng` (a numpy Generator) is needed only for the two augmentations; `numbers_first` writes each call's
+    numbers before its categorical attributes (the values come back in the order the placeholders appear)."""
     if (shuffle_attributes or synonyms) and rng is None:
         raise ValueError("augmentations need an rng")
     names = synonyms_of(task) if synonyms else None
     lines, values = [], []
     for obj in objects:
-        parts = []
+        parts, numbers = [], []
         for name in task.categorical:
             if name not in obj.attrs:
                 continue
@@ -63,7 +64,8 @@ def format_target(objects: list[Obj], task: Task, rng=None, shuffle_attributes: 
                 values.extend(float(v) for v in obj.numbers[name])
             else:
                 texts = [format_number(v, precision) for v in obj.numbers[name]]
-            parts.append(f"{name}={texts[0]}" if decl.arity == 1 else f"{name}=({', '.join(texts)})")
+            numbers.append(f"{name}={texts[0]}" if decl.arity == 1 else f"{name}=({', '.join(texts)})")
+        parts = numbers + parts if numbers_first else parts + numbers
         if shuffle_attributes:
             parts = [parts[i] for i in rng.permutation(len(parts))]
         lines.append(f"add({', '.join(parts)})")
