@@ -250,3 +250,30 @@ def test_sincos2d_tells_the_lm_where_each_image_token_lies():
         plain, placed = (m.image_features(None, same_everywhere)[0] for m in (without, model))
     assert torch.allclose(plain, plain[0].expand_as(plain))
     assert len({tuple(token.round(decimals=4).tolist()) for token in placed}) == tokens
+
+
+def test_probe_finds_each_objects_token_and_separates_signal_from_noise():
+    import torch
+
+    from igbench.models.igllm_probe import linear_probe_accuracy, token_cell
+
+    # 240x160 padded to 240x240 (40 px above and below), read as 15x15 tokens of 16 px
+    assert token_cell(0, 0, 240, 160, 15) == 2 * 15 + 0
+    assert token_cell(239, 159, 240, 160, 15) == 12 * 15 + 14
+    assert token_cell(120, 80, 240, 160, 15) == 7 * 15 + 7
+    assert token_cell(240, 160, 240, 160, 15) == 12 * 15 + 14  # a centre on the border stays in the grid
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (800,), generator=generator)
+    noise = torch.rand(800, 32, generator=generator)
+    signal = noise.clone()
+    signal[torch.arange(800), labels] += 3.0  # the class shows in one channel
+    train = torch.arange(800) < 600
+    assert linear_probe_accuracy(signal, labels, train) > 0.95
+    assert linear_probe_accuracy(noise, labels, train) < 0.4
+
+
+def test_probe_refuses_bad_input_in_one_line(tmp_path, capsys):
+    assert cli("probe", "--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path)) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert cli("probe", "--checkpoint", str(tmp_path), "--data", str(tmp_path), "--n", "0") == 2
+    assert "--n must be positive" in capsys.readouterr().err

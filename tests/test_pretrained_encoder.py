@@ -176,6 +176,15 @@ def test_igllm_on_the_cached_encoder_learns_and_logs_resume_safe_validation_curv
     assert steps == [10, 20, 30]
     losses = [line["loss"] for line in read_jsonl(run / "metrics.jsonl") if "loss" in line]
     assert losses[-1] < 0.75 * losses[0]
+    # The diagnosis of the trained run: the probe of its cached features and its use of the image.
+    assert cli("probe", "--checkpoint", str(run), "--data", str(data), "--n", "6", "--json", str(tmp_path / "p.json"),
+               "--quiet") == 0
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert sorted(k for k in report["features"] if k != "split") == ["color", "material", "shape", "size"]
+    assert report["features"]["color"]["objects"] == sum(len(r["objects"]) for r in _rows(data, "train"))
+    assert all(0 <= v["probe_acc"] <= 1 for k, v in report["features"].items() if k != "split")
+    use = report["image_use"]
+    assert use["samples"] == 6 and use["color"]["tokens"] == sum(len(r["objects"]) for r in _rows(data, "val")[:6])
 
 
 @pytest.mark.blender

@@ -16,6 +16,7 @@ COMMANDS = {
     "bench": "Speed figures on this machine (`igbench bench render`); the leaderboard is `make benchmark`.",
     "train": "Train a model (e.g. `--model igllm`) on a rendered dataset.",
     "predict": "Write predictions.jsonl for a split with a trained run.",
+    "probe": "Diagnose an IG-LLM run: do the frozen features carry the attributes; does the LM use the image?",
     "refine": "Refine another model's predictions by re-rendering them (render-compare).",
     "score": "Score predictions.jsonl against a rendered reference (parameters; images with --render).",
 }
