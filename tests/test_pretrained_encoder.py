@@ -118,7 +118,42 @@ def test_feature_cache_leaves_no_entry_when_the_computation_dies(data, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         cached_features(encoder, lambda b: encoder(b).feature_map, {"layer": "relu5"}, split_folder(data, "train"),
                         ["a", "b", "c"], batches, folder=tmp_path)
-    assert not list(tmp_path.iterdir())
+    assert [p.suffix for p in tmp_path.iterdir()] == [".lock"]  # no entry, no temporary: only the lock
+
+
+@pytest.mark.blender
+def test_a_second_process_asking_for_an_entry_being_computed_waits_and_reads_it(data, tmp_path):
+    import threading
+
+    from igbench.dataset import split_folder
+
+    encoder = ImageNetEncoder("imagenet-alexnet")
+    inside, release, calls = threading.Event(), threading.Event(), []
+
+    def slow_encode(batch):  # the first computation, held until the second is waiting
+        inside.set()
+        release.wait(60)
+        return torch.ones(len(batch), 2)
+
+    def counted_encode(batch):
+        calls.append(len(batch))
+        return torch.zeros(len(batch), 2)
+
+    def ask(encode, out):
+        out.append(cached_features(encoder, encode, {"layer": "relu5"}, split_folder(data, "train"), ["a", "b"],
+                                   lambda: iter([torch.zeros(2, 3, 8, 8)]), folder=tmp_path))
+
+    first, second = [], []
+    one = threading.Thread(target=ask, args=(slow_encode, first))
+    one.start()
+    assert inside.wait(60)
+    two = threading.Thread(target=ask, args=(counted_encode, second))
+    two.start()
+    two.join(0.5)
+    assert two.is_alive() and not list(tmp_path.glob("*.safetensors"))  # waiting its turn, not computing
+    release.set()
+    one.join(60), two.join(60)
+    assert calls == [] and torch.equal(second[0], first[0]) and torch.equal(first[0], torch.ones(2, 2))
 
 
 @pytest.mark.blender
@@ -176,6 +211,22 @@ def test_igllm_on_the_cached_encoder_learns_and_logs_resume_safe_validation_curv
     assert steps == [10, 20, 30]
     losses = [line["loss"] for line in read_jsonl(run / "metrics.jsonl") if "loss" in line]
     assert losses[-1] < 0.75 * losses[0]
+    # Prediction reads the frozen encoder's tokens of the split through the cache too: one new entry, read
+    # again (not rewritten) by the next prediction; --limit decodes from the pixels and caches nothing.
+    entries = lambda: {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "features").glob("*.safetensors")}  # noqa: E731
+    before = entries()
+    predicted = []
+    for name in ("a", "b"):
+        assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "val", "--quiet",
+                   "--out", str(tmp_path / f"{name}.jsonl")) == 0
+        predicted.append(read_jsonl(tmp_path / f"{name}.jsonl"))
+        assert len(entries()) == len(before) + 1 and set(before.items()) < set(entries().items())
+    cached = entries()
+    assert cli("predict", "--checkpoint", str(run), "--data", str(data), "--split", "val", "--quiet", "--limit", "3",
+               "--out", str(tmp_path / "pixels.jsonl")) == 0
+    assert entries() == cached
+    assert predicted[0] == predicted[1] and len(predicted[0]) == 8
+    assert read_jsonl(tmp_path / "pixels.jsonl") == predicted[0][:3]  # the same programs from pixels
     # The diagnosis of the trained run: the probe of its cached features and its use of the image.
     assert cli("probe", "--checkpoint", str(run), "--data", str(data), "--n", "6", "--json", str(tmp_path / "p.json"),
                "--quiet") == 0

@@ -9,10 +9,14 @@ An entry is content-addressed: its file name is the SHA-256 of what determines t
 
 so a changed encoder, layer, image size, preprocessing or split names another file, and a stale entry is
 never read. Entries are written to a temporary and renamed (igbench.files), so a crash leaves no half
-entry. Delete the folder to reclaim the space; nothing else points into it.
+entry; two processes asking for the same missing entry (two benchmark rows on one encoder) take turns on
+`KEY.lock`, so the second reads what the first computed. Delete the folder to reclaim the space; nothing
+else points into it.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 from pathlib import Path
@@ -50,10 +54,27 @@ def cached_features(encoder: torch.nn.Module, encode: Callable[[torch.Tensor], t
     """The features (N, ...) of the split's rows `ids`, in that order: read from the cache, or computed
     as `encode(batch)` (a view of `encoder`'s outputs) over `batches()` (inputs in the order of `ids`)
     and stored."""
+    path = entry_path(encoder, recipe, split_folder, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _turn(path.with_suffix(".lock")):
+        return _read_or_compute(path, encode, recipe, ids, batches, progress)
+
+
+@contextlib.contextmanager
+def _turn(lock: Path):
+    """Hold an exclusive lock on `lock` (released by the OS if the process dies)."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_or_compute(path: Path, encode, recipe: dict, ids: list[str], batches, progress: bool) -> torch.Tensor:
     from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
 
-    path = entry_path(encoder, recipe, split_folder, folder)
     if path.exists():
         from safetensors import safe_open
 
@@ -69,7 +90,6 @@ def cached_features(encoder: torch.nn.Module, encode: Callable[[torch.Tensor], t
     features = torch.cat(chunks).contiguous()
     if features.shape[0] != len(ids):
         raise ValueError(f"{features.shape[0]} feature rows for {len(ids)} ids")
-    path.parent.mkdir(parents=True, exist_ok=True)
     with replaced_atomically(path) as tmp:
         save_file({TENSOR: features}, str(tmp), metadata={"ids": json.dumps(list(ids)), "recipe": json.dumps(recipe)})
     return features

@@ -197,13 +197,15 @@ class IGLLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, pixel_values, prompt_ids, prompt_image_mask, eos_id: int, pad_id: int,
-                 max_new_tokens: int, use_cache: bool = True) -> tuple[list[list[int]], list[list[float]]]:
+                 max_new_tokens: int, use_cache: bool = True,
+                 vision_tokens=None) -> tuple[list[list[int]], list[list[float]]]:
         """Greedy decoding of a batch (all prompts have the same length, so nothing is padded). Returns
-        each sample's generated ids (up to, not including, EOS) and the numeric head's values in order."""
-        batch = pixel_values.shape[0]
+        each sample's generated ids (up to, not including, EOS) and the numeric head's values in order.
+        The images come as pixels or as a frozen encoder's cached patch tokens (pixel_values None)."""
+        batch = (pixel_values if pixel_values is not None else vision_tokens).shape[0]
         ids = prompt_ids.unsqueeze(0).expand(batch, -1)
         mask = prompt_image_mask.unsqueeze(0).expand(batch, -1)
-        embeds = self.embed(ids, mask, pixel_values)
+        embeds = self.embed(ids, mask, pixel_values, vision_tokens=vision_tokens)
         table = self.lm.get_input_embeddings()
         cache = _new_cache(self.lm.config) if use_cache else None
         out = self.decoder(inputs_embeds=embeds, **_cache_kwargs(cache))
@@ -508,21 +510,29 @@ class TrainingSet(torch.utils.data.Dataset):
 
 
 class PredictionSet(torch.utils.data.Dataset):
-    def __init__(self, rows, encoder: Encoder, indices: list[int] | None = None):
+    """The rows to decode, as pixels, or as the frozen encoder's cached patch tokens of the whole split
+    (`vision_tokens`, (N, tokens, width) in the rows' order; the rows then need no image column)."""
+
+    def __init__(self, rows, encoder: Encoder, indices: list[int] | None = None, vision_tokens=None):
         self.rows = rows
         self.encoder = encoder
         self.indices = list(range(len(rows))) if indices is None else list(indices)
+        self.vision_tokens = vision_tokens
 
     def __len__(self):
         return len(self.indices)
 
     def __getitem__(self, i):
-        row = self.rows[self.indices[i]]
+        index = self.indices[i]
+        row = self.rows[index]
+        if self.vision_tokens is not None:
+            return {"id": row["id"], "vision_tokens": self.vision_tokens[index]}
         return {"id": row["id"], "pixel_values": self.encoder.images(row["image"])}
 
     @staticmethod
     def collate(examples):
-        return {"ids": [e["id"] for e in examples], "pixel_values": torch.stack([e["pixel_values"] for e in examples])}
+        key = "vision_tokens" if "vision_tokens" in examples[0] else "pixel_values"
+        return {"ids": [e["id"] for e in examples], key: torch.stack([e[key] for e in examples])}
 
 
 def cached_patch_tokens(model: IGLLM, encoder: Encoder, rows, split_folder: Path, config: IGLLMConfig,

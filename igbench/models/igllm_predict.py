@@ -20,7 +20,8 @@ from igbench.score.predictions import append_predictions, todo_rows
 WEIGHTS = "trainable.safetensors"
 
 
-def generate_batch(model, pixel_values, encoder, tokenizer, config, use_cache: bool = True) -> list[str]:
+def generate_batch(model, pixel_values, encoder, tokenizer, config, use_cache: bool = True,
+                   vision_tokens=None) -> list[str]:
     import torch
 
     from igbench.models.igllm import decode_prediction
@@ -28,8 +29,10 @@ def generate_batch(model, pixel_values, encoder, tokenizer, config, use_cache: b
     device = next(model.projector.parameters()).device
     prompt_ids = torch.tensor(encoder.prompt_ids, device=device)
     prompt_mask = torch.tensor(encoder.prompt_image_mask, device=device)
-    tokens, values = model.generate(pixel_values.to(device), prompt_ids, prompt_mask, tokenizer.eos_token_id,
-                                    tokenizer.pad_token_id, config.predict.max_new_tokens, use_cache=use_cache)
+    on_device = lambda t: t.to(device) if t is not None else None  # noqa: E731
+    tokens, values = model.generate(on_device(pixel_values), prompt_ids, prompt_mask, tokenizer.eos_token_id,
+                                    tokenizer.pad_token_id, config.predict.max_new_tokens, use_cache=use_cache,
+                                    vision_tokens=on_device(vision_tokens))
     return [decode_prediction(tokenizer, t, v, config) for t, v in zip(tokens, values)]
 
 
@@ -103,7 +106,17 @@ def predict(checkpoint: str | Path, data: str | Path, split: str, out: str | Pat
     position = {sample_id: i for i, sample_id in enumerate(ids)}
     todo_ids, skipped = todo_rows([{"id": sample_id} for sample_id in ids], out, limit)
     todo = [position[r["id"]] for r in todo_ids]
-    loader = torch.utils.data.DataLoader(PredictionSet(rows, encoder, todo), batch_size=batch_size or config.predict.batch_size,
+    vision_tokens = None
+    if todo and limit is None and config.train.feature_cache and not config.model.vision.train:
+        # The frozen encoder is most of a CPU prediction's time: its tokens of the whole split are cached, so
+        # every other run on the same encoder (and a rerun) reads them instead.
+        from igbench.dataset import split_folder
+        from igbench.models.igllm import cached_patch_tokens
+
+        vision_tokens = cached_patch_tokens(model, encoder, rows, split_folder(data, split), config, progress)
+        rows = rows.remove_columns(["image"])
+    loader = torch.utils.data.DataLoader(PredictionSet(rows, encoder, todo, vision_tokens),
+                                         batch_size=batch_size or config.predict.batch_size,
                                          collate_fn=PredictionSet.collate)
     bf16 = torch.cuda.is_available() and config.train.mixed_precision == "bf16"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -111,7 +124,8 @@ def predict(checkpoint: str | Path, data: str | Path, split: str, out: str | Pat
     written = 0
     with autocast:
         for batch in loader:
-            programs = generate_batch(model, batch["pixel_values"], encoder, tokenizer, config)
+            programs = generate_batch(model, batch.get("pixel_values"), encoder, tokenizer, config,
+                                      vision_tokens=batch.get("vision_tokens"))
             append_predictions(out, [{"id": i, "program": p} for i, p in zip(batch["ids"], programs)])
             written += len(programs)
             bar.update(len(programs))
