@@ -16,6 +16,7 @@ resolution ?=
 samples ?=
 device ?= cpu
 scale ?= small
+jobs ?= 1
 
 .PHONY: setup render test test-fast bench benchmark leaderboard clean
 
@@ -47,9 +48,10 @@ bench: setup
 
 # `make bench`: render speed on this machine (igbench bench render). `make benchmark` (or `make leaderboard`):
 # the leaderboard (docs/baselines.md): render, train every model, predict, score -> results/README.md.
-# scale=small (default: 2 CPU cores, under an hour), dot2d, or paper (GPUs: 4,000 train images, the 7B recipe).
+# scale=small (default: 2 CPU cores, under an hour), cpu, dot2d, or paper (GPUs: 4,000 train images, the 7B
+# recipe); jobs=N trains, predicts and scores N rows at once.
 benchmark leaderboard: setup
-	$(BIN)/python -m igbench.leaderboard.run --scale $(scale)
+	$(BIN)/python -m igbench.leaderboard.run --scale $(scale) --jobs $(jobs)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -346,7 +346,10 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
                           "predict_args": ["--batch-size", "6", "predict.max_new_tokens=16"],
                           "note": "a tiny random model:\n  its numbers mean nothing"}]}
     scale.write_text(yaml.safe_dump(config))
-    assert main(["--scale", str(scale)]) == 0
+    assert main(["--scale", str(scale), "--jobs", "2"]) == 0  # two rows at a time
+    log = [json.loads(line) for line in (tmp_path / "runs" / "bench_log.jsonl").read_text().splitlines()]
+    assert sorted(e["what"] for e in log if e["what"].startswith("train ")) == [
+        "train cnn-set", "train oracle", "train prior", "train prior-again", "train vlm-tiny"]
     table = (tmp_path / "results" / "README.md").read_text()
     assert "| model | parse rate ↑ ID | parse rate ↑ OOD | pos err px ↓ ID |" in table
     assert "F1@0.5" not in table and "Toy splits." in table
@@ -372,6 +375,17 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
 
     with pytest.raises(UserError, match="needs 3-D rotations"):
         Layout(load_task("so3"))
+
+    # A row that fails with --jobs 2: the row beside it finishes, no later row starts, the failure is one line.
+    broken = dict(config, models=[{"name": "prior", "label": "broken", "launcher": ["false"]},
+                                  {"name": "prior", "label": "beside"}, {"name": "prior", "label": "later"}])
+    scale.write_text(yaml.safe_dump(broken))
+    capsys.readouterr()
+    assert main(["--scale", str(scale), "--jobs", "2", "--only", "train"]) == 2
+    assert "step 'train broken' failed (exit 1)" in capsys.readouterr().err.splitlines()[0]
+    assert (tmp_path / "runs" / "beside" / "bench_trained").exists() and not (tmp_path / "runs" / "later").exists()
+    assert main(["--scale", str(scale), "--jobs", "0", "--dry-run"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
 
     config["models"].append({"name": "oracle"})
     scale.write_text(yaml.safe_dump(config))
