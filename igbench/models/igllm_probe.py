@@ -77,13 +77,15 @@ def feature_probe(model, encoder, config, task, rows, split_folder: Path, progre
     features, train = torch.stack(features), torch.tensor(np.array(image_of) < cut)
     report = {}
     for name, column in values.items():
+        has = torch.tensor([v is not None for v in column])  # objects without this attribute are left out
         names = sorted({v for v in column if v is not None})
         if len(names) < 2:
             continue
-        labels = torch.tensor([names.index(v) if v is not None else 0 for v in column])
-        majority = np.bincount(labels[~train].numpy()).max() / max(int((~train).sum()), 1)
-        report[name] = {"probe_acc": linear_probe_accuracy(features, labels, train), "majority": float(majority),
-                        "objects": len(column)}
+        labels = torch.tensor([names.index(v) for v in column if v is not None])
+        held_out = ~train[has]
+        majority = np.bincount(labels[held_out].numpy()).max() / max(int(held_out.sum()), 1)
+        report[name] = {"probe_acc": linear_probe_accuracy(features[has], labels, train[has]),
+                        "majority": float(majority), "objects": int(has.sum())}
     return report
 
 
