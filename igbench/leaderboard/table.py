@@ -321,12 +321,8 @@ def _data_efficiency_section(curves: dict, position, id_split, ood_split) -> lis
 def _plot_data_efficiency(curves: dict, position, id_split, ood_split, path: Path) -> bool:
     if not curves:
         return False
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), sharey=True)
     for ax, split in zip(axes, (id_split, ood_split)):
@@ -343,9 +339,7 @@ def _plot_data_efficiency(curves: dict, position, id_split, ood_split, path: Pat
         ax.set_xlabel("training samples", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
@@ -387,13 +381,27 @@ def _refine_section(config, results: Path, task: str, id_split, ood_split) -> li
     return lines
 
 
-def _plot(rows, task, id_split, ood_split, metrics: list, path: Path) -> bool:
+def _pyplot():
+    """matplotlib.pyplot on the file-only backend, or None where matplotlib is not installed (no plots)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot(rows, task, id_split, ood_split, metrics: list, path: Path) -> bool:
+    plt = _pyplot()
+    if plt is None:
         return False
     if not rows:
         return False
@@ -410,9 +418,7 @@ def _plot(rows, task, id_split, ood_split, metrics: list, path: Path) -> bool:
         ax.set_xticks(x, names, rotation=20, fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
@@ -442,12 +448,8 @@ def _learning_curves(config, path: Path) -> bool:
                 curves[entry.row] = columns
     if not curves:
         return False
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
     def filled(columns, key) -> bool:
         return any(v is not None for v in columns.get(key, []))
@@ -466,9 +468,7 @@ def _learning_curves(config, path: Path) -> bool:
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
