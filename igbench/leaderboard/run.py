@@ -450,7 +450,6 @@ class Leaderboard:
             if wanted(step):
                 getattr(self, f"step_{step}")()
 
-
     def run_rows_at_once(self, todo: list, one_row) -> None:
         """`one_row(entry)` for every entry, `self.jobs` at a time, in order. After a failure no new row
         starts; the running ones finish (their results are kept) and the first failure is raised."""

@@ -584,6 +584,12 @@ def decode_prediction(tokenizer, token_ids: list[int], values: list[float], conf
     return text
 
 
+def uses_token_cache(config: IGLLMConfig) -> bool:
+    """Whether runs of this config read the encoder's patch tokens through the feature cache: a frozen
+    encoder, and train.feature_cache on."""
+    return config.train.feature_cache and not config.model.vision.train
+
+
 def env_threads() -> None:
     """Keep CPU runs polite on shared machines unless the user chose a thread count."""
     if "OMP_NUM_THREADS" not in os.environ and not torch.cuda.is_available():

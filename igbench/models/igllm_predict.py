@@ -89,25 +89,31 @@ def load_predictor(checkpoint: str | Path, overrides: list[str] = (), device: st
     return model, tokenizer, encoder, config, task
 
 
+def split_of_task(data: str | Path, split: str, task):
+    """The rows of a rendered split, refused in one line if the split is of another task than the run's."""
+    data_task, rows = load_task_split(data, split)
+    if data_task.name != task.name:
+        raise UserError(f"the run was trained on task '{task.name}', {data} is '{data_task.name}'")
+    return rows
+
+
 def predict(checkpoint: str | Path, data: str | Path, split: str, out: str | Path, batch_size: int | None = None,
             limit: int | None = None, overrides: list[str] = (), progress: bool = True) -> dict:
     import torch
     from tqdm.auto import tqdm
 
-    from igbench.models.igllm import PredictionSet, env_threads
+    from igbench.models.igllm import PredictionSet, env_threads, uses_token_cache
 
     env_threads()
     model, tokenizer, encoder, config, task = load_predictor(checkpoint, overrides)
-    data_task, rows = load_task_split(data, split)
-    if data_task.name != task.name:
-        raise UserError(f"the run was trained on task '{task.name}', {data} is '{data_task.name}'")
+    rows = split_of_task(data, split, task)
     out = Path(out)
     ids = rows["id"]
     position = {sample_id: i for i, sample_id in enumerate(ids)}
     todo_ids, skipped = todo_rows([{"id": sample_id} for sample_id in ids], out, limit)
     todo = [position[r["id"]] for r in todo_ids]
     vision_tokens = None
-    if todo and limit is None and config.train.feature_cache and not config.model.vision.train:
+    if todo and limit is None and uses_token_cache(config):
         # The frozen encoder is most of a CPU prediction's time: its tokens of the whole split are cached, so
         # every other run on the same encoder (and a rerun) reads them instead.
         from igbench.dataset import split_folder

@@ -119,9 +119,9 @@ def image_use(model, encoder, tokenizer, task, rows, batch_size: int = 16) -> di
 
 def probe(run: str | Path, data: str | Path, split: str = "val", features_split: str = "train",
           n: int = 64, progress: bool = True) -> dict:
-    from igbench.dataset import load_task_split, split_folder
+    from igbench.dataset import split_folder
     from igbench.models.igllm import env_threads
-    from igbench.models.igllm_predict import load_predictor
+    from igbench.models.igllm_predict import load_predictor, split_of_task
 
     env_threads()
     model, tokenizer, encoder, config, task = load_predictor(run, device="cpu")
@@ -129,15 +129,12 @@ def probe(run: str | Path, data: str | Path, split: str = "val", features_split:
     if config.model.vision.train:
         report["features"] = "skipped: the run trains its encoder, so its tokens are not frozen features"
     else:
-        data_task, rows = load_task_split(data, features_split)
-        if data_task.name != task.name:
-            raise UserError(f"the run was trained on task '{task.name}', {data} is '{data_task.name}'")
-        rows = _scene_rows(task, rows)
+        rows = _scene_rows(task, split_of_task(data, features_split, task))
         report["features"] = {"split": features_split,
                               **feature_probe(model, encoder, config, task, rows, split_folder(data, features_split),
                                                 progress)}
-    _, rows = load_task_split(data, split)
-    rows = _scene_rows(task, rows).select(range(min(n, len(rows))))
+    rows = _scene_rows(task, split_of_task(data, split, task))
+    rows = rows.select(range(min(n, len(rows))))
     report["image_use"] = {"split": split, "samples": len(rows), **image_use(model, encoder, tokenizer, task, rows)}
     return report
 

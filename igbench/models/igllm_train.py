@@ -91,7 +91,7 @@ def train(config: IGLLMConfig, data: str | Path, output: str | Path, resume: boo
     image_size, num_image_tokens = igllm.vision_geometry(model, config)
     encoder = igllm.Encoder(config, task, tokenizer, image_size, num_image_tokens)
     vision_tokens = None
-    if tc.feature_cache and not config.model.vision.train:  # the main process fills the cache, the others read it
+    if igllm.uses_token_cache(config):  # the main process fills the cache, the others read it
         folder = split_folder(data, tc.train_split)
         for turn in ("main", "others"):
             if accelerator.is_main_process == (turn == "main"):
