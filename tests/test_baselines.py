@@ -318,6 +318,23 @@ def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path,
     assert "benchmark row 'cnn-set': unknown config key 'train.stpes'" in err and "train.steps" in err
 
 
+def test_cost_counts_the_runs_behind_the_results_and_wall_time_of_overlapping_steps():
+    from igbench.leaderboard.cost import attempts_behind_results, cost_summary, union_seconds
+
+    assert union_seconds([(0, 10), (5, 12), (20, 21), (1, 2)]) == 13
+    assert union_seconds([]) == 0
+    log = [{"what": "render train", "seconds": 50, "rc": 0, "started": 0},
+           {"what": "train a", "seconds": 30, "rc": 0, "started": 50},  # superseded by the rerun below
+           {"what": "train a", "seconds": 20, "rc": -9, "started": 100},  # killed, then resumed
+           {"what": "train b", "seconds": 40, "rc": 0, "started": 100, "jobs": 2},
+           {"what": "train a", "seconds": 25, "rc": 0, "started": 125, "jobs": 2}]
+    assert [e["seconds"] for e in attempts_behind_results(log)] == [50, 20, 25, 40]
+    cost = cost_summary(log)
+    assert cost["seconds_by_kind"] == {"render": 50, "train": 85} and cost["sum_seconds"] == 135
+    assert cost["wall_seconds"] == 50 + 50 and cost["jobs"] == 2  # train a and b side by side from 100 to 150
+    assert cost_summary([{k: v for k, v in e.items() if k != "started"} for e in log])["wall_seconds"] is None
+
+
 def test_baselines_import_neither_torch_nor_bpy():
     code = ("import igbench.models, igbench.baselines.oracle, igbench.baselines.prior, igbench.baselines.cnn_set, "
             "igbench.baselines.render_compare, igbench.leaderboard.run, igbench.leaderboard.table\n"
@@ -338,7 +355,7 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
     config = {"task": "dot2d", "data": str(tmp_path / "data"), "runs": str(tmp_path / "runs"),
               "results": str(tmp_path / "results"), "render": {"resolution": "32x32", "workers": 1},
               "splits": {"train": 16, "test": 6, "ood": 6}, "splits_note": "Toy splits.",
-              "score": {"render": True, "workers": 1, "bootstrap": 0},
+              "score": {"render": True, "workers": 1, "bootstrap": 0}, "budget_hours": 1,
               "models": [{"name": "oracle"}, {"name": "prior"}, {"name": "prior", "label": "prior-again"},
                          {"name": "cnn-set", "overrides": ["train.steps=20", "train.batch_size=8", "model.slots=1",
                                                            "model.loc_scale=1", "model.width=32", "model.height=32"]},
@@ -360,6 +377,13 @@ def test_a_dot2d_benchmark_runs_end_to_end_with_its_own_columns(tmp_path, capsys
     assert rows["cnn-set"].startswith("| cnn-set | 1.000 | 1.000 |")  # 2-D positions, one slot: always parses
     assert "vlm-tiny" in rows and "- **vlm-tiny**: a tiny random model: its numbers mean nothing" in headline
     assert len((tmp_path / "runs" / "vlm-tiny" / "predictions" / "ood.jsonl").read_text().splitlines()) == 6
+    from igbench.leaderboard.cost import cost_summary
+
+    cost = cost_summary(log)
+    assert cost["jobs"] == 2 and cost["steps"] == len(log) and 0 < cost["wall_seconds"] <= cost["sum_seconds"]
+    section = table.split("## Cost")[1].split("\n## ")[0]
+    assert f"| train | {cost['seconds_by_kind']['train'] / 60:.1f} |" in section
+    assert f"with `jobs=2`: **{cost['wall_seconds'] / 3600:.2f} h**" in section and "within the scale's budget of 1 h" in section
     row = json.loads((tmp_path / "results" / "prior-again" / "dot2d" / "row.json").read_text())
     assert row["model"] == "prior" and row["row"] == "prior-again"
     capsys.readouterr()

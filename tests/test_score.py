@@ -196,6 +196,33 @@ def test_render_oracle_matches_its_reference_and_second_run_hits_the_cache(data,
     assert worse["mask_iou"] < 0.9 and worse["psnr"] < group["psnr"] - 10
 
 
+@pytest.mark.blender
+def test_render_limit_rerenders_the_first_samples_only_and_scores_parameters_on_all(data, rows, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    wrong = write(tmp_path / "w.jsonl", [{"id": r["id"], "program": r["program"].splitlines()[0]} for r in rows])
+    args = [wrong, "--data", data, "--render", "--cache-dir", cache, "--workers", "2", "--bootstrap", "0"]
+    assert run_cli(capsys, *args, "--out", tmp_path / "all")[0] == 0
+    code, out, err = run_cli(capsys, *args, "--render-limit", "2", "--out", tmp_path / "two")
+    assert code == 0, err
+    full = json.loads((tmp_path / "all" / "scores.json").read_text())["results"]["clevr/val"]
+    part = json.loads((tmp_path / "two" / "scores.json").read_text())["results"]["clevr/val"]
+    assert part["render"]["n"] == 2 and part["render"]["rendered"] + part["render"]["cached"] == 2
+    assert part["n"] == N and part["count_acc"] == full["count_acc"] and part["f1@0.5"] == full["f1@0.5"]
+    samples = {json.loads(l)["id"]: json.loads(l) for l in (tmp_path / "all" / "samples.jsonl").read_text().splitlines()}
+    limited = {json.loads(l)["id"]: json.loads(l) for l in (tmp_path / "two" / "samples.jsonl").read_text().splitlines()}
+    first = sorted(samples)[:2]
+    assert part["psnr"] == pytest.approx(sum(samples[i]["psnr"] for i in first) / 2)
+    assert all("psnr" in limited[i] for i in first) and sum("psnr" in r for r in limited.values()) == 2
+
+
+@pytest.mark.parametrize("extra, message", [(["--render", "--render-limit", "0"], "at least 1"),
+                                            (["--render-limit", "5"], "needs --render")])
+def test_render_limit_is_checked(tmp_path, capsys, extra, message):
+    path = write(tmp_path / "p.jsonl", [{"id": "clevr/val/000000", "program": ""}])
+    code, out, err = run_cli(capsys, path, "--data", tmp_path, *extra)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
 def test_scoring_imports_neither_torch_nor_bpy_until_images_are_compared():
     code = ("import igbench.score, igbench.cli.score, igbench.metrics.params, igbench.metrics.image, igbench.metrics.lpips\n"
             "import sys; print([m for m in ('torch', 'bpy') if m in sys.modules])")

@@ -13,6 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=DEFAULTS.data, help="data root (DATA/TASK/SPLIT) or one split folder (default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: scores/<predictions file name>)")
     p.add_argument("--render", action="store_true", help="re-render every prediction and compare images")
+    p.add_argument("--render-limit", type=int, default=None, metavar="N",
+                   help="re-render only the first N samples of each split; image metrics cover those (default: all)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device, help="image metrics device (default: %(default)s)")
     p.add_argument("--render-device", choices=["cpu", "gpu"], default=DEFAULTS.render_device, help="Cycles device for re-renders (default: %(default)s)")
     p.add_argument("--workers", type=int, default=DEFAULTS.workers, help="render processes (default: %(default)s)")

@@ -52,6 +52,7 @@ class RenderSection:
 @dataclass
 class ScoreSection:
     render: bool = True
+    render_limit: Optional[int] = None  # image metrics on the first N samples of each split (default: all)
     workers: int = 2
     bootstrap: int = 1000
     render_device: str = "cpu"
@@ -116,6 +117,7 @@ class LeaderboardConfig:
     models: list[ModelEntry] = field(default_factory=list)
     refine: list[RefineEntry] = field(default_factory=list)
     targets: list[TargetEntry] = field(default_factory=list)
+    budget_hours: Optional[float] = None  # the wall-clock time the whole scale should take (the table checks it)
 
 
 def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
@@ -223,11 +225,12 @@ class Leaderboard:
         print(f"igbench leaderboard: {what}: {text}", flush=True)
         if self.dry_run:
             return
-        tick = time.perf_counter()
+        started, tick = time.time(), time.perf_counter()
         proc = subprocess.run(self.executable(argv), env=self.env)
         seconds = time.perf_counter() - tick
         with self.log_lock:
-            self.log.append({"what": what, "command": text, "seconds": round(seconds, 1), "rc": proc.returncode})
+            self.log.append({"what": what, "command": text, "seconds": round(seconds, 1), "rc": proc.returncode,
+                             "started": round(started, 1), "jobs": self.jobs})
             self._save_log()
         if proc.returncode != 0:
             raise UserError(f"step '{what}' failed (exit {proc.returncode}): {text}")
@@ -301,6 +304,8 @@ class Leaderboard:
                 "--out", self.run_dir(name) / "score", "--bootstrap", s.bootstrap, "--quiet"]
         if s.render:
             args += ["--render", "--workers", s.workers, "--render-device", s.render_device]
+            if s.render_limit is not None:
+                args += ["--render-limit", s.render_limit]
         return self.igbench(*args)
 
     def step_score(self, entry: ModelEntry) -> None:
@@ -331,7 +336,8 @@ class Leaderboard:
         config = scores.get("config", {})
         splits = scores.get("reference", {}).get("splits", {})
         return (scores.get("predictions_sha256") == hashlib.sha256(predictions_text.encode()).hexdigest()
-                and (config.get("render"), config.get("bootstrap")) == (s.render, s.bootstrap)
+                and (config.get("render"), config.get("render_limit"), config.get("bootstrap"))
+                == (s.render, s.render_limit if s.render else None, s.bootstrap)
                 and sorted(splits) == sorted(f"{self.c.task}/{split}" for split in self.c.eval_splits)
                 and all(info.get("fingerprint") == split_fingerprint(self.task_dir / key.split("/", 1)[1])
                         for key, info in splits.items()))
@@ -424,7 +430,8 @@ class Leaderboard:
         if self.dry_run:
             return
         path = write_table(self.c, self.scale, self.results, self.fingerprints(),
-                           [shlex.join(self.render_cmd(s, int(n))) for s, n in self.c.splits.items()])
+                           [shlex.join(self.render_cmd(s, int(n))) for s, n in self.c.splits.items()],
+                           log=self.runs / "bench_log.jsonl")
         print(f"igbench leaderboard: wrote {path}")
 
     def run(self, only: list[str], rows: list[str] = ()) -> None:

@@ -85,7 +85,8 @@ def fmt(v, spec: str) -> str:
     return "–" if v is None else spec.format(v)
 
 
-def write_table(config, scale: str, results: Path, fingerprints: dict, render_commands: list[str]) -> Path:
+def write_table(config, scale: str, results: Path, fingerprints: dict, render_commands: list[str],
+                log: Path | None = None) -> Path:
     results = Path(results)
     task = config.task
     id_split, ood_split = (config.eval_splits + [None, None])[:2]
@@ -114,9 +115,8 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
         lines += ["Rendered with:", "", "```"] + render_commands + ["```", ""]
     lines += ["## Models: ID | OOD", "",
               f"Every metric has an ID and an OOD column. Parameter metrics as in docs/metrics.md ({layout.matching}); "
-              + ("image metrics re-render each predicted program with the reference's camera, lights, seed and "
-                 "settings." if config.score.render else "scored without re-rendering (`score.render: false`), so "
-                 "no image metrics."), ""]
+              + (_image_metrics_note(config.score) if config.score.render else "scored without re-rendering "
+                 "(`score.render: false`), so no image metrics."), ""]
     header = "| model | " + " | ".join(f"{label} ID | {label} OOD" for label, _, _ in layout.headline) + " |"
     lines += [header, "|---|" + "--:|" * (2 * len(layout.headline))]
     for name, scores, _ in rows:
@@ -155,6 +155,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     lines += _targets_section(config, rows, task, id_split, ood_split)
     refine_rows = _refine_section(config, results, task, id_split, ood_split)
     lines += refine_rows
+    lines += _cost_section(config, log)
     lines += ["## Provenance", "",
               "Every row's exact commands, resolved config and data fingerprints are in "
               "`results/<model>/<task>/row.json`; its scores (with 95% bootstrap intervals and failure counts) "
@@ -244,6 +245,37 @@ def spread(values: list) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
     return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+
+
+def _cost_section(config, log: Path | None) -> list[str]:
+    """Minutes per kind of step and the wall-clock total of the commands behind the results, from the step log."""
+    from igbench.leaderboard.cost import cost_summary, read_log
+
+    entries = read_log(log) if log is not None else []
+    if not entries:
+        return []
+    cost = cost_summary(entries)
+    lines = ["## Cost", "", f"The commands behind these results, on this machine ({_cpu_count()} CPU cores; "
+             f"`{Path(log).name}`: the last successful run of each step and any interrupted runs it resumed):", "",
+             "| step | minutes |", "|---|--:|"]
+    lines += [f"| {kind} | {seconds / 60:.1f} |" for kind, seconds in cost["seconds_by_kind"].items()]
+    lines += [f"| **sum of the {cost['steps']} steps** | **{cost['sum_seconds'] / 60:.1f}** |", ""]
+    wall = cost["wall_seconds"]
+    if wall is None:
+        lines += ["Wall-clock time: not on record (steps logged before start times were).", ""]
+        return lines
+    text = f"Wall-clock time with `jobs={cost['jobs']}`: **{wall / 3600:.2f} h** (the steps' running time; pauses between resumed runs not counted)"
+    if config.budget_hours is not None:
+        verdict = "within" if wall <= config.budget_hours * 3600 else "**over**"
+        text += f", {verdict} the scale's budget of {config.budget_hours:g} h"
+    return lines + [text + ".", ""]
+
+
+def _image_metrics_note(score) -> str:
+    which = ("each predicted program" if score.render_limit is None else
+             f"the predicted programs of the first {score.render_limit} samples of each split (`score.render_limit`; "
+             "the same samples for every row, parameter metrics on all)")
+    return f"image metrics re-render {which} with the reference's camera, lights, seed and settings."
 
 
 def _seeds_section(config, rows, task: str, id_split, ood_split, layout) -> list[str]:

