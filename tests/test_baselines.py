@@ -318,20 +318,19 @@ def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path,
     assert "benchmark row 'cnn-set': unknown config key 'train.stpes'" in err and "train.steps" in err
 
 
-def test_cost_counts_the_runs_behind_the_results_and_wall_time_of_overlapping_steps():
-    from igbench.leaderboard.cost import attempts_behind_results, cost_summary, union_seconds
+def test_cost_counts_every_run_and_the_wall_time_of_overlapping_steps():
+    from igbench.leaderboard.cost import cost_summary, union_seconds
 
     assert union_seconds([(0, 10), (5, 12), (20, 21), (1, 2)]) == 13
     assert union_seconds([]) == 0
     log = [{"what": "render train", "seconds": 50, "rc": 0, "started": 0},
-           {"what": "train a", "seconds": 30, "rc": 0, "started": 50},  # superseded by the rerun below
-           {"what": "train a", "seconds": 20, "rc": -9, "started": 100},  # killed, then resumed
+           {"what": "train a", "seconds": 20, "rc": -9, "started": 50},  # killed, then resumed
            {"what": "train b", "seconds": 40, "rc": 0, "started": 100, "jobs": 2},
-           {"what": "train a", "seconds": 25, "rc": 0, "started": 125, "jobs": 2}]
-    assert [e["seconds"] for e in attempts_behind_results(log)] == [50, 20, 25, 40]
+           {"what": "train a", "seconds": 25, "rc": 0, "started": 125, "jobs": 2},
+           {"what": "render train", "seconds": 2, "rc": 0, "started": 200}]  # a rerun that found it done
     cost = cost_summary(log)
-    assert cost["seconds_by_kind"] == {"render": 50, "train": 85} and cost["sum_seconds"] == 135
-    assert cost["wall_seconds"] == 50 + 50 and cost["jobs"] == 2  # train a and b side by side from 100 to 150
+    assert cost["seconds_by_kind"] == {"render": 52, "train": 85} and cost["sum_seconds"] == 137
+    assert cost["wall_seconds"] == 50 + 20 + 50 + 2 and cost["jobs"] == 2  # b and a side by side from 100 to 150
     assert cost_summary([{k: v for k, v in e.items() if k != "started"} for e in log])["wall_seconds"] is None
 
 

@@ -13,19 +13,6 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def attempts_behind_results(entries: list[dict]) -> list[dict]:
-    """For every step, its last successful run plus the failed or interrupted runs just before it (a resumed
-    step's earlier part); earlier successful runs of the same step were superseded and do not count."""
-    kept, pending = {}, {}
-    for entry in entries:
-        what = entry["what"]
-        if entry.get("rc") == 0:
-            kept[what] = pending.pop(what, []) + [entry]
-        else:
-            pending.setdefault(what, []).append(entry)
-    return [e for runs in kept.values() for e in runs]
-
-
 def union_seconds(intervals: list[tuple[float, float]]) -> float:
     """Length of the union of [start, end] intervals: wall-clock time with steps running side by side."""
     total, reach = 0.0, float("-inf")
@@ -38,13 +25,13 @@ def union_seconds(intervals: list[tuple[float, float]]) -> float:
 
 def cost_summary(entries: list[dict]) -> dict:
     """Seconds per kind of step (render, train, predict, score, refine), their sum, and the wall-clock time
-    (the union of the steps' intervals; None when a step has no start time on record)."""
-    runs = attempts_behind_results(entries)
+    (the union of the steps' intervals; None when a step has no start time on record). Every logged run
+    counts, interrupted and repeated ones too: what the machine spent, never less than a clean run."""
     by_kind: dict[str, float] = {}
-    for entry in runs:
+    for entry in entries:
         kind = entry["what"].split()[0]
         by_kind[kind] = by_kind.get(kind, 0.0) + entry["seconds"]
-    timed = all("started" in e for e in runs)
-    wall = union_seconds([(e["started"], e["started"] + e["seconds"]) for e in runs]) if runs and timed else None
-    return {"steps": len(runs), "seconds_by_kind": by_kind, "sum_seconds": sum(by_kind.values()),
-            "wall_seconds": wall, "jobs": max((e.get("jobs", 1) for e in runs), default=1)}
+    timed = entries and all("started" in e for e in entries)
+    wall = union_seconds([(e["started"], e["started"] + e["seconds"]) for e in entries]) if timed else None
+    return {"steps": len(entries), "seconds_by_kind": by_kind, "sum_seconds": sum(by_kind.values()),
+            "wall_seconds": wall, "jobs": max((e.get("jobs", 1) for e in entries), default=1)}

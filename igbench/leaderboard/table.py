@@ -256,7 +256,7 @@ def _cost_section(config, log: Path | None) -> list[str]:
         return []
     cost = cost_summary(entries)
     lines = ["## Cost", "", f"The commands behind these results, on this machine ({_cpu_count()} CPU cores; "
-             f"`{Path(log).name}`: the last successful run of each step and any interrupted runs it resumed):", "",
+             f"`{Path(log).name}`: every run of every step, interrupted and repeated ones too):", "",
              "| step | minutes |", "|---|--:|"]
     lines += [f"| {kind} | {seconds / 60:.1f} |" for kind, seconds in cost["seconds_by_kind"].items()]
     lines += [f"| **sum of the {cost['steps']} steps** | **{cost['sum_seconds'] / 60:.1f}** |", ""]
