@@ -283,12 +283,11 @@ def object_from_row(row: dict, task: Task) -> Obj:
     return Obj(attrs, numbers)
 
 
-# Cameras in bulk, with the arithmetic of one camera at a time: the same elementwise operations, and every dot
-# product (the norms, `rotation @ location`) through the same BLAS routine (ddot, gemv) with the same strides,
-# which np.matmul on stacks calls once per row. OpenBLAS's kernels for such short vectors round differently
-# when the data does not start on a 16-byte boundary (measured: 37% of gemv results differ), which a freshly
-# allocated vector or matrix always does, so each row is handed over from its own aligned place (_blas_rows).
-# An elementwise sum or einsum would round differently again (BLAS fuses multiply-adds).
+# Cameras are the same on every CPU: each dot product of 3-vectors (the norms, `rotation @ location`) is written
+# out as elementwise products and sums in one fixed order, (x0 + x2) + x1, never fused. Through BLAS (np.linalg.norm,
+# `@`) the last bits depend on the CPU and on the data's alignment: OpenBLAS fuses multiply-adds on some CPUs and
+# sums in another order on others. This order, unfused, is what its kernels computed for aligned rows on the
+# machine that sampled the pinned programs (tests/fixtures/clevr_programs.json), so those cameras are kept.
 
 
 def look_at_matrices(locations: np.ndarray, target) -> np.ndarray:
@@ -299,9 +298,7 @@ def look_at_matrices(locations: np.ndarray, target) -> np.ndarray:
     rotation = np.stack([right, down, forward], axis=1)
     world_to_camera = np.zeros((len(locations), 4, 4))
     world_to_camera[:, :3, :3] = rotation
-    translation = _blas_rows(np.zeros((len(locations), 3, 1)))
-    np.matmul(_blas_rows(-rotation), _blas_rows(locations[:, :, None]), out=translation)
-    world_to_camera[:, :3, 3] = translation[:, :, 0]
+    world_to_camera[:, :3, 3] = _dots(-rotation, locations[:, None, :])
     world_to_camera[:, 3, 3] = 1.0
     return world_to_camera
 
@@ -313,20 +310,14 @@ def ground_axes(world_to_camera: np.ndarray) -> np.ndarray:
 
 
 def _units(v: np.ndarray) -> np.ndarray:
-    """Rows of `v` (n, 3) over their norms: np.linalg.norm's arithmetic (a BLAS dot per row), without its checks."""
-    rows = _blas_rows(v)
-    return v / np.sqrt(np.matmul(rows[:, None, :], rows[:, :, None])[:, 0])
+    """Rows of `v` (n, 3) over their norms."""
+    return v / np.sqrt(_dots(v, v))[..., None]
 
 
-def _blas_rows(a: np.ndarray) -> np.ndarray:
-    """A copy of `a` (n, ...) whose rows are C-contiguous and each start on a 16-byte boundary."""
-    size = math.prod(a.shape[1:])
-    stride = size + size % 2  # an even number of doubles from one aligned row to the next
-    buffer = np.empty(len(a) * stride + 1)
-    start = buffer.ctypes.data % 16 // 8  # 0, or one double where the allocation is only 8-byte aligned
-    rows = buffer[start:start + len(a) * stride].reshape(len(a), stride)[:, :size].reshape(a.shape)
-    rows[...] = a
-    return rows
+def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dot products of the 3-vectors along the last axis, summed as (x0 + x2) + x1 (see above)."""
+    p = a * b
+    return (p[..., 0] + p[..., 2]) + p[..., 1]
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
