@@ -1,6 +1,8 @@
 """Pieces the samplers share: jittered cameras and lights, uniform rotations, object and material pools."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from igbench.errors import UserError
@@ -61,11 +63,18 @@ def place_with_retries(place, tries: int, what: str, hint: str):
 
 
 def uniform_rotation(rng) -> np.ndarray:
-    """A rotation matrix drawn uniformly from SO(3) (normalised Gaussian quaternion)."""
+    """A rotation matrix drawn uniformly from SO(3): a Gaussian quaternion, which scipy normalises (in its own
+    compiled arithmetic: np.linalg.norm's BLAS dot could round differently on another CPU)."""
     from scipy.spatial.transform import Rotation
 
-    q = rng.normal(size=4)
-    return Rotation.from_quat(q / np.linalg.norm(q)).as_matrix()
+    return Rotation.from_quat(rng.normal(size=4)).as_matrix()
+
+
+def distance(a, b) -> float:
+    """|a - b| of two 3-D points, summed in one fixed order: the same bits on every CPU (np.linalg.norm's BLAS
+    dot may fuse and reorder)."""
+    d0, d1, d2 = (float(x) - float(y) for x, y in zip(a, b))
+    return math.sqrt((d0 * d0 + d1 * d1) + d2 * d2)
 
 
 def object_pool(task: Task, rules: dict) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from igbench.generators.common import (jittered_lights, object_pool, place_with_retries, shell_camera,
+from igbench.generators.common import (distance, jittered_lights, object_pool, place_with_retries, shell_camera,
                                        uniform_rotation)
 from igbench.program import Obj, Program
 from igbench.rotations import from_matrix
@@ -19,6 +19,13 @@ from igbench.task import Task
 
 def bounding_radius(spec) -> float:
     return float(np.linalg.norm(spec.vertices, axis=1).max())
+
+
+def lowest_height(vertices: np.ndarray, rotation: np.ndarray) -> float:
+    """The lowest z of the rotated vertices, each z summed in one fixed order (elementwise: `vertices @
+    rotation.T` goes through BLAS, whose last bits may differ between CPUs)."""
+    x, y, z = vertices.T
+    return ((x * rotation[2, 0] + y * rotation[2, 1]) + z * rotation[2, 2]).min()
 
 
 def sample(task: Task, split: str, index: int, seed: int) -> Scene:
@@ -43,11 +50,11 @@ def _place(task: Task, rules: dict, count: int, pool: list[str], rng) -> Program
             name = str(rng.choice(pool))
             spec = task.library[name]
             rotation = uniform_rotation(rng)
-            lowest = float((spec.vertices @ rotation.T)[:, 2].min())
+            lowest = float(lowest_height(spec.vertices, rotation))
             hover = 0.0 if rng.random() < rules["rest_probability"] else float(rng.uniform(0, rules["max_hover"]))
             centre = np.array([*rng.uniform(lo, hi, 2), hover - lowest])
             radius = bounding_radius(spec)
-            if all(np.linalg.norm(centre - c) >= radius + r + rules["min_gap"] for c, r in placed):
+            if all(distance(centre, c) >= radius + r + rules["min_gap"] for c, r in placed):
                 break
         else:
             return None
