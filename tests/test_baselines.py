@@ -318,7 +318,7 @@ def test_benchmark_dry_run_lists_every_step_and_rejects_unknown_scales(tmp_path,
     assert "benchmark row 'cnn-set': unknown config key 'train.stpes'" in err and "train.steps" in err
 
 
-def test_cost_counts_every_run_and_the_wall_time_of_overlapping_steps():
+def test_cost_counts_every_run_and_the_wall_time_of_overlapping_steps(tmp_path):
     from igbench.leaderboard.cost import cost_summary, union_seconds
 
     assert union_seconds([(0, 10), (5, 12), (20, 21), (1, 2)]) == 13
@@ -332,6 +332,16 @@ def test_cost_counts_every_run_and_the_wall_time_of_overlapping_steps():
     assert cost["seconds_by_kind"] == {"render": 52, "train": 85} and cost["sum_seconds"] == 137
     assert cost["wall_seconds"] == 50 + 20 + 50 + 2 and cost["jobs"] == 2  # b and a side by side from 100 to 150
     assert cost_summary([{k: v for k, v in e.items() if k != "started"} for e in log])["wall_seconds"] is None
+
+    from igbench.leaderboard.run import LeaderboardConfig
+    from igbench.leaderboard.table import _cost_section
+
+    path = tmp_path / "bench_log.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in log))
+    config = LeaderboardConfig(budget_hours=0.03)  # 108 s
+    assert "| train | 1.4 |" in _cost_section(config, path, complete=True)
+    assert "**over** the scale's budget of 0.03 h" in _cost_section(config, path, complete=True)[-2]
+    assert "so far: rows are still to run" in _cost_section(config, path, complete=False)[-2]
 
 
 def test_baselines_import_neither_torch_nor_bpy():

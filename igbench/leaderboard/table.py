@@ -155,7 +155,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     lines += _targets_section(config, rows, task, id_split, ood_split)
     refine_rows = _refine_section(config, results, task, id_split, ood_split)
     lines += refine_rows
-    lines += _cost_section(config, log)
+    lines += _cost_section(config, log, complete=not pending)
     lines += ["## Provenance", "",
               "Every row's exact commands, resolved config and data fingerprints are in "
               "`results/<model>/<task>/row.json`; its scores (with 95% bootstrap intervals and failure counts) "
@@ -247,7 +247,7 @@ def spread(values: list) -> tuple[float, float]:
     return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
 
 
-def _cost_section(config, log: Path | None) -> list[str]:
+def _cost_section(config, log: Path | None, complete: bool) -> list[str]:
     """Minutes per kind of step and the wall-clock total of the commands behind the results, from the step log."""
     from igbench.leaderboard.cost import cost_summary, read_log
 
@@ -265,7 +265,9 @@ def _cost_section(config, log: Path | None) -> list[str]:
         lines += ["Wall-clock time: not on record (steps logged before start times were).", ""]
         return lines
     text = f"Wall-clock time with `jobs={cost['jobs']}`: **{wall / 3600:.2f} h** (the steps' running time; pauses between resumed runs not counted)"
-    if config.budget_hours is not None:
+    if not complete:
+        text += ", so far: rows are still to run"
+    elif config.budget_hours is not None:
         verdict = "within" if wall <= config.budget_hours * 3600 else "**over**"
         text += f", {verdict} the scale's budget of {config.budget_hours:g} h"
     return lines + [text + ".", ""]
