@@ -25,7 +25,7 @@ def lowest_height(vertices: np.ndarray, rotation: np.ndarray) -> float:
     """The lowest z of the rotated vertices, each z summed in one fixed order (elementwise: `vertices @
     rotation.T` goes through BLAS, whose last bits may differ between CPUs)."""
     x, y, z = vertices.T
-    return ((x * rotation[2, 0] + y * rotation[2, 1]) + z * rotation[2, 2]).min()
+    return float(((x * rotation[2, 0] + y * rotation[2, 1]) + z * rotation[2, 2]).min())
 
 
 def sample(task: Task, split: str, index: int, seed: int) -> Scene:
@@ -50,7 +50,7 @@ def _place(task: Task, rules: dict, count: int, pool: list[str], rng) -> Program
             name = str(rng.choice(pool))
             spec = task.library[name]
             rotation = uniform_rotation(rng)
-            lowest = float(lowest_height(spec.vertices, rotation))
+            lowest = lowest_height(spec.vertices, rotation)
             hover = 0.0 if rng.random() < rules["rest_probability"] else float(rng.uniform(0, rules["max_hover"]))
             centre = np.array([*rng.uniform(lo, hi, 2), hover - lowest])
             radius = bounding_radius(spec)

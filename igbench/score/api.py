@@ -70,9 +70,9 @@ def score_predictions(predictions, reference, **options) -> dict:
 
 
 def score(predictions, reference, *, render: bool = False, render_limit: int | None = None, device: str = "auto",
-          render_device: str = "cpu",
-          workers: int = 1, cache_dir: str | Path | None = None, bootstrap: int = 1000, seed: int = 0,
-          lpips_net: str = "alex", progress: bool = False, worst: int = 12, predictions_sha256: str | None = None) -> ScoreRun:
+          render_device: str = "cpu", workers: int = 1, cache_dir: str | Path | None = None, bootstrap: int = 1000,
+          seed: int = 0, lpips_net: str = "alex", progress: bool = False, worst: int = 12,
+          predictions_sha256: str | None = None) -> ScoreRun:
     records, sha = _records(predictions)
     sha = predictions_sha256 or sha
     refs = _references(reference, records)
@@ -86,10 +86,10 @@ def score(predictions, reference, *, render: bool = False, render_limit: int | N
     run = ScoreRun(scores={})
     results, failures_total, missing = {}, Counter(), []
     for key in sorted(refs):
-        group, samples, pictures = _score_split(refs[key], by_id, render=render, render_limit=render_limit, device=device,
-                                                render_device=render_device, workers=workers, cache_dir=cache_dir,
-                                                bootstrap=bootstrap, seed=seed, lpips_net=lpips_net,
-                                                progress=progress, worst=worst)
+        group, samples, pictures = _score_split(refs[key], by_id, render=render, render_limit=render_limit,
+                                                device=device, render_device=render_device, workers=workers,
+                                                cache_dir=cache_dir, bootstrap=bootstrap, seed=seed,
+                                                lpips_net=lpips_net, progress=progress, worst=worst)
         results[key] = group
         failures_total.update(group["failures"])
         missing += [s["id"] for s in samples if "missing_prediction" in s["reasons"]]
@@ -268,9 +268,10 @@ def run_score(config: ScoreConfig) -> tuple[ScoreRun, Path]:
 
     if config.workers < 1:
         raise UserError(f"--workers must be at least 1, got {config.workers}")
-    if config.render_limit is not None and (config.render_limit < 1 or not config.render):
-        raise UserError(f"--render-limit must be at least 1, got {config.render_limit}" if config.render_limit < 1
-                        else "--render-limit needs --render")
+    if config.render_limit is not None and config.render_limit < 1:
+        raise UserError(f"--render-limit must be at least 1, got {config.render_limit}")
+    if config.render_limit is not None and not config.render:
+        raise UserError("--render-limit needs --render")
     if config.bootstrap < 0:
         raise UserError(f"--bootstrap must be non-negative, got {config.bootstrap}")
     if config.lpips_net not in ("alex", "vgg"):
@@ -279,10 +280,9 @@ def run_score(config: ScoreConfig) -> tuple[ScoreRun, Path]:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
     run = score(config.predictions, config.data, render=config.render, render_limit=config.render_limit,
-                device=config.device,
-                render_device=config.render_device, workers=config.workers, cache_dir=config.cache_dir,
-                bootstrap=config.bootstrap, seed=config.seed, lpips_net=config.lpips_net, progress=config.progress,
-                worst=config.worst)
+                device=config.device, render_device=config.render_device, workers=config.workers,
+                cache_dir=config.cache_dir, bootstrap=config.bootstrap, seed=config.seed, lpips_net=config.lpips_net,
+                progress=config.progress, worst=config.worst)
     run.scores["config"] = asdict(config)
     try:
         out.mkdir(parents=True, exist_ok=True)
