@@ -24,6 +24,19 @@ _LOWER = re.compile(r"^(count_abs_err|loc_l2|rot_err_deg|trans_err|add_rel|adds_
 NOT_METRICS = frozenset({"n", "rot_pairs", "objects", "ci95", "failures", "thresholds", "render"})
 
 
+def metric_value(split_results: dict, key: str):
+    """The metric `key` of one split's results in scores.json, None where it has none: a key as it stands
+    (`f1@0.5` holds a dot of its own), else a dotted path into a nested group (`attr_acc.color`, `render.psnr`)."""
+    if key in split_results:
+        return split_results[key]
+    node = split_results
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
 def higher_is_better(key: str) -> bool:
     """True when a higher value of the metric `key` is better, False when lower is."""
     if _HIGHER.match(key):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from igbench.formats import SCHEMAS_DIR, higher_is_better, metric_directions, schema, validation_errors
+from igbench.formats import SCHEMAS_DIR, higher_is_better, metric_directions, metric_value, schema, validation_errors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,14 @@ def test_every_metric_has_a_direction():
         higher_is_better("mystery_metric")
     directions = metric_directions({"clevr/val": {"n": 3, "parse_rate": 1.0, "loc_l2_mean": 0.1, "objects": {}, "ci95": {}}})
     assert directions == {"loc_l2_mean": False, "parse_rate": True}
+
+
+def test_a_metric_is_found_by_its_own_key_or_by_its_dotted_path():
+    split = {"f1@0.5": 0.25, "attr_acc": {"color": 0.75}, "render": {"psnr": 31.5}, "n": 4}
+    assert metric_value(split, "f1@0.5") == 0.25  # the dot is part of the key
+    assert metric_value(split, "attr_acc.color") == 0.75 and metric_value(split, "render.psnr") == 31.5
+    assert metric_value(split, "attr_acc.shape") is None and metric_value(split, "f1@0.25") is None
+    assert metric_value(split, "n.more") is None  # a path through a number ends there
 
 
 def scores_file(tmp_path, conforms):

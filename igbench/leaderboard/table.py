@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from igbench.files import write_text_atomic
+from igbench.formats import metric_value
 from igbench.task import load_task
 
 @dataclass(frozen=True)
@@ -62,23 +63,12 @@ def shown_columns(layout: Layout, results: list[dict]) -> Layout:
     """The layout without the table columns no row has a value for (the image metrics of a scale scored
     without re-rendering)."""
     def has(column) -> bool:
-        return any(value(split, column[1]) is not None for result in results for split in result.values())
+        return any(metric_value(split, column[1]) is not None for result in results for split in result.values())
 
     if not results:
         return layout
     return dataclasses.replace(layout, headline=[c for c in layout.headline if has(c)],
                                more=[c for c in layout.more if has(c)])
-
-
-def value(result: dict, key: str):
-    if key in result:
-        return result[key]
-    node = result
-    for part in key.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
 
 
 def fmt(v, spec: str) -> str:
@@ -122,7 +112,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     for name, scores, _ in rows:
         res = scores.get("results", {})
         a, b = res.get(f"{task}/{id_split}", {}), res.get(f"{task}/{ood_split}", {})
-        cells = [f"{fmt(value(a, key), spec)} | {fmt(value(b, key), spec)}" for _, key, spec in layout.headline]
+        cells = [f"{fmt(metric_value(a, key), spec)} | {fmt(metric_value(b, key), spec)}" for _, key, spec in layout.headline]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     shown = {r[0] for r in rows}
     # once per entry of the scale: the rows made from one entry's `seeds` share its note
@@ -139,7 +129,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
     for name, scores, _ in rows:
         res = scores.get("results", {})
         a, b = res.get(f"{task}/{id_split}", {}), res.get(f"{task}/{ood_split}", {})
-        lines.append(f"| {name} | " + " | ".join(f"{fmt(value(a, k), spec)} / {fmt(value(b, k), spec)}"
+        lines.append(f"| {name} | " + " | ".join(f"{fmt(metric_value(a, k), spec)} / {fmt(metric_value(b, k), spec)}"
                                                for _, k, spec in layout.more) + " |")
     lines.append("")
     oracle = next((r[1]["results"] for r in rows if r[0] == "oracle"), {})
@@ -195,7 +185,7 @@ def _n(rows, task, split):
 def target_verdict(target, scores: dict, baseline: dict) -> tuple[bool, bool]:
     """(reached, interval clear): whether the point estimate reaches the target, and whether the row's 95%
     interval lies wholly on the good side of the baseline's (above it for at_least, below for at_most)."""
-    v = value(scores, target.metric)
+    v = metric_value(scores, target.metric)
     if v is None:
         return False, False
     reached = v >= target.at_least if target.at_least is not None else v <= target.at_most
@@ -220,7 +210,7 @@ def _targets_section(config, rows, task: str, id_split, ood_split) -> list[str]:
     for target in config.targets:
         higher = target.at_least is not None
         learned = [n for n in results if n not in ("oracle", target.baseline)
-                   and value(results[n].get(f"{task}/{id_split}", {}), target.metric) is not None]
+                   and metric_value(results[n].get(f"{task}/{id_split}", {}), target.metric) is not None]
         met = {n for n in learned if target_verdict(target, results[n].get(f"{task}/{id_split}", {}),
                                                     results.get(target.baseline, {}).get(f"{task}/{id_split}", {}))[0]}
         every = met if every is None else every & met
@@ -228,12 +218,12 @@ def _targets_section(config, rows, task: str, id_split, ood_split) -> list[str]:
         if not learned:
             lines.append(f"| {target.metric} | {goal} | – | – | – | – | – | – |")
             continue
-        pick = (max if higher else min)(learned, key=lambda n: value(results[n][f"{task}/{id_split}"], target.metric))
+        pick = (max if higher else min)(learned, key=lambda n: metric_value(results[n][f"{task}/{id_split}"], target.metric))
         a, b = results[pick][f"{task}/{id_split}"], results[pick].get(f"{task}/{ood_split}", {})
         base = results.get(target.baseline, {}).get(f"{task}/{id_split}", {})
         reached, clear = target_verdict(target, a, base)
         lines.append(f"| {target.metric} | {goal} | {pick} | {_with_ci(a, target.metric)} | "
-                     f"{fmt(value(b, target.metric), '{:.3f}')} | {target.baseline}: {_with_ci(base, target.metric)} | "
+                     f"{fmt(metric_value(b, target.metric), '{:.3f}')} | {target.baseline}: {_with_ci(base, target.metric)} | "
                      f"{'yes' if reached else 'no'} | {'yes' if clear else 'no'} |")
     lines += ["", f"Rows reaching every target: {', '.join(sorted(every)) if every else 'none'}.", ""]
     return lines
@@ -302,7 +292,7 @@ def _seeds_section(config, rows, task: str, id_split, ood_split, layout) -> list
         cells = []
         for _, key, spec in layout.headline:
             for split in (id_split, ood_split):
-                values = [value(results[m].get(f"{task}/{split}", {}), key) for m in members]
+                values = [metric_value(results[m].get(f"{task}/{split}", {}), key) for m in members]
                 values = [v for v in values if v is not None]
                 if not values:
                     cells.append("–")
@@ -321,7 +311,7 @@ def _data_efficiency(config, rows, task: str, id_split, ood_split, position) -> 
         if entry.curve and entry.row in results:
             per_split = curves.setdefault(entry.curve, {}).setdefault(entry.train_size, {id_split: [], ood_split: []})
             for split in (id_split, ood_split):
-                v = value(results[entry.row].get(f"{task}/{split}", {}), position[1])
+                v = metric_value(results[entry.row].get(f"{task}/{split}", {}), position[1])
                 if v is not None:
                     per_split[split].append(v)
     return curves
@@ -378,7 +368,7 @@ def _plot_data_efficiency(curves: dict, position, id_split, ood_split, path: Pat
 
 
 def _with_ci(result: dict, key: str) -> str:
-    v, ci = value(result, key), result.get("ci95", {}).get(key)
+    v, ci = metric_value(result, key), result.get("ci95", {}).get(key)
     return fmt(v, "{:.3f}") + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
@@ -405,7 +395,7 @@ def _refine_section(config, results: Path, task: str, id_split, ood_split) -> li
             if key not in after:
                 continue
             a, b, st = after[key], before[key], row["refine"].get(key, {})
-            pair = lambda k, spec: f"{fmt(value(b, k), spec)} → {fmt(value(a, k), spec)}"  # noqa: E731
+            pair = lambda k, spec: f"{fmt(metric_value(b, k), spec)} → {fmt(metric_value(a, k), spec)}"  # noqa: E731
             lines.append(f"| {entry.base} | {split} | {a['n']} | {pair('loc_l2_mean', '{:.3f}')} | "
                          f"{pair('f1@0.5', '{:.3f}')} | {pair('f1@0.25', '{:.3f}')} | {pair('rot_err_deg_mean', '{:.1f}')} | "
                          f"{fmt(st.get('image_loss_before'), '{:.5f}')} → {fmt(st.get('image_loss_after'), '{:.5f}')} | "
@@ -446,7 +436,7 @@ def _plot(rows, task, id_split, ood_split, metrics: list, path: Path) -> bool:
     x = np.arange(len(names))
     for ax, (title, key) in zip(axes, metrics):
         for offset, split, colour in ((-0.2, id_split, "#4477aa"), (0.2, ood_split, "#ee6677")):
-            vals = [value(r[1]["results"].get(f"{task}/{split}", {}), key) for r in rows]
+            vals = [metric_value(r[1]["results"].get(f"{task}/{split}", {}), key) for r in rows]
             ax.bar(x + offset, [np.nan if v is None else v for v in vals], 0.4, label=f"{split}", color=colour)
         ax.set_title(title, fontsize=10)
         ax.set_xticks(x, names, rotation=20, fontsize=8)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from igbench.files import write_json_atomic, write_text_atomic
+from igbench.formats import metric_value
 from igbench.metrics.params import THRESHOLDS, threshold_key
 
 ROWS = [
@@ -36,24 +37,17 @@ ROWS = [
 ]
 
 
-def _get(group: dict, key: str):
-    if key.startswith(("attr_acc.", "render.")):  # nested groups ("f1@0.5" holds a dot too)
-        head, tail = key.split(".", 1)
-        return (group.get(head) or {}).get(tail)
-    return group.get(key)
-
-
 def format_table(scores: dict) -> str:
     """Metrics down, task/split across; '[lo, hi]' is the bootstrap 95% interval where there is one."""
     groups = scores["results"]
     keys = sorted(groups)
     cells = [["metric", *keys]]
     for key, label, fmt in ROWS:
-        if all(_get(groups[g], key) is None for g in keys) and key not in ("n",):
+        if all(metric_value(groups[g], key) is None for g in keys) and key not in ("n",):
             continue
         row = [label]
         for g in keys:
-            value = _get(groups[g], key)
+            value = metric_value(groups[g], key)
             if value is None:
                 row.append("-")
                 continue
