@@ -344,6 +344,43 @@ def test_cost_counts_every_run_and_the_wall_time_of_overlapping_steps(tmp_path):
     assert "so far: rows are still to run" in _cost_section(config, path, complete=False)[-2]
 
 
+def test_rows_at_once_start_longest_first_and_a_refine_entry_once_its_base_is_done():
+    import threading
+    import time as clock
+
+    from igbench.leaderboard.run import Job, Leaderboard, LeaderboardConfig
+
+    events, lock = [], threading.Lock()
+
+    def job(name, minutes, after=None, fails=False):
+        def run():
+            with lock:
+                events.append(("start", name))
+            clock.sleep(minutes / 20 if minutes else 0.02)  # 1 "minute": 50 ms
+            with lock:
+                events.append(("end", name))
+            if fails:
+                raise RuntimeError(f"{name} failed")
+        return Job(name, minutes, after, run)
+
+    board = Leaderboard(LeaderboardConfig(), "test", jobs=2)
+    board.run_at_once([job("oracle", None), job("prior", None), job("short", 2), job("long", 8), job("mid", 4),
+                       job("refine", 5, after="short")])
+    starts = [name for kind, name in events if kind == "start"]
+    assert events.index(("start", "refine")) > events.index(("end", "short"))
+    # refine, the second longest, waits for short (after mid: 4-6), and starts before the rows without an estimate
+    assert starts == ["long", "mid", "short", "refine", "oracle", "prior"]
+
+    events.clear()  # a base that is not run now (--rows): its refine entry starts at once
+    board.run_at_once([job("refine", 1, after="elsewhere"), job("row", 1)])
+    assert sorted(name for kind, name in events if kind == "start") == ["refine", "row"]
+
+    events.clear()  # a failed base: its refine entry never starts, the row beside it finishes
+    with pytest.raises(RuntimeError, match="base failed"):
+        board.run_at_once([job("base", 1, fails=True), job("beside", 3), job("refine", 1, after="base")])
+    assert ("end", "beside") in events and ("start", "refine") not in events
+
+
 def test_baselines_import_neither_torch_nor_bpy():
     code = ("import igbench.models, igbench.baselines.oracle, igbench.baselines.prior, igbench.baselines.cnn_set, "
             "igbench.baselines.render_compare, igbench.leaderboard.run, igbench.leaderboard.table\n"

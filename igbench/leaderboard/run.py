@@ -4,7 +4,8 @@ Runs every step as the igbench command a user would type (so each row of the tab
 commands that produced it), resumably: rendering, training and prediction skip what is already done.
 Steps 2-4 run row by row, so a long benchmark writes each row's results as soon as that row is done;
 `--jobs N` runs N rows at once, each subprocess with OMP_NUM_THREADS = cores / N (unless set), which on a
-small CPU machine is faster than one row at a time on every core.
+small CPU machine is faster than one row at a time on every core; rows with the scale's longest `minutes`
+start first, and a refine entry starts as soon as its base row is done.
 
     1. render      igbench render --split S --n N ...                 DATA/<task>/<split>
     2. train       igbench train --model M --data DATA/<task> ...     RUNS/<model>
@@ -29,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from igbench.dataset import split_fingerprint
 from igbench.errors import UserError, did_you_mean
@@ -67,6 +68,7 @@ class ModelEntry:
     launcher: list[str] = field(default_factory=list)  # e.g. [accelerate, launch, -m, igbench]; default: igbench
     predict_args: list[str] = field(default_factory=list)  # extra `igbench predict` arguments and predict.* overrides
     note: Optional[str] = None  # printed under the table, e.g. what a row's numbers do (not) mean
+    minutes: Optional[float] = None  # about how long the row takes on the scale's machine (see run_at_once)
     # Train the row once per seed: rows `<row>-seed<k>` with train.seed=k, and the table adds their mean and
     # spread across seeds (a finding that holds on one seed only is not a finding).
     seeds: list[int] = field(default_factory=list)
@@ -90,6 +92,7 @@ class RefineEntry:
     limit: Optional[int] = 20  # refine the first N samples of each eval split; null: all
     config: Optional[str] = None
     overrides: list[str] = field(default_factory=list)
+    minutes: Optional[float] = None  # about how long refining takes on the scale's machine (see run_at_once)
 
 
 @dataclass
@@ -367,23 +370,22 @@ class Leaderboard:
     def refine_name(self, entry: RefineEntry) -> str:
         return f"{entry.name}+{entry.base}"
 
-    def step_refine(self) -> None:
-        for entry in self.c.refine:
-            name = self.refine_name(entry)
-            commands = []
-            for split in self.c.eval_splits:
-                out = self.run_dir(name) / "predictions" / f"{split}.jsonl"
-                args = ["refine", "--model", entry.name, "--base", self.predictions(entry.base, split),
-                        "--data", self.task_dir, "--split", split, "--out", out, "--quiet"]
-                if entry.config:
-                    args += ["--config", entry.config]
-                if entry.limit is not None:
-                    args += ["--limit", entry.limit]
-                cmd = self.igbench(*args, *entry.overrides)
-                commands.append(shlex.join(cmd))
-                self.sh(cmd, f"refine {entry.base} {split}")
-            if not self.dry_run:
-                self.score_refined(entry, name, commands)
+    def step_refine(self, entry: RefineEntry) -> None:
+        name = self.refine_name(entry)
+        commands = []
+        for split in self.c.eval_splits:
+            out = self.run_dir(name) / "predictions" / f"{split}.jsonl"
+            args = ["refine", "--model", entry.name, "--base", self.predictions(entry.base, split),
+                    "--data", self.task_dir, "--split", split, "--out", out, "--quiet"]
+            if entry.config:
+                args += ["--config", entry.config]
+            if entry.limit is not None:
+                args += ["--limit", entry.limit]
+            cmd = self.igbench(*args, *entry.overrides)
+            commands.append(shlex.join(cmd))
+            self.sh(cmd, f"refine {entry.base} {split}")
+        if not self.dry_run:
+            self.score_refined(entry, name, commands)
 
     def score_refined(self, entry: RefineEntry, name: str, commands: list[str]) -> None:
         """Scores of the refined samples and of the base's predictions for the same samples."""
@@ -436,7 +438,8 @@ class Leaderboard:
 
     def run(self, only: list[str], rows: list[str] = ()) -> None:
         """Render, then train, predict and score one row after another (so each row's result is written as
-        soon as it is done; `rows`: only these), then refine and write the table."""
+        soon as it is done; `rows`: only these), refine, and write the table. With `--jobs N`, N rows and
+        refine entries at a time (run_at_once)."""
         def wanted(step):
             return not only or step in only
 
@@ -448,32 +451,59 @@ class Leaderboard:
         if wanted("render"):
             self.step_render()
         todo = [entry for entry in self.c.models if not rows or entry.row in rows]
+        refine = self.c.refine if wanted("refine") else []
         if self.jobs == 1:
             for entry in todo:
                 one_row(entry)
+            for entry in refine:
+                self.step_refine(entry)
         else:
-            self.run_rows_at_once(todo, one_row)
-        for step in ("refine", "table"):
-            if wanted(step):
-                getattr(self, f"step_{step}")()
+            self.run_at_once([Job(e.row, e.minutes, None, lambda e=e: one_row(e)) for e in todo]
+                             + [Job(self.refine_name(e), e.minutes, e.base, lambda e=e: self.step_refine(e))
+                                for e in refine])
+        if wanted("table"):
+            self.step_table()
 
-    def run_rows_at_once(self, todo: list, one_row) -> None:
-        """`one_row(entry)` for every entry, `self.jobs` at a time, in order. After a failure no new row
-        starts; the running ones finish (their results are kept) and the first failure is raised."""
+    def run_at_once(self, jobs: list["Job"]) -> None:
+        """`job.run()` for every job, `self.jobs` at a time. The longest start first, by their `minutes`
+        (the scale's estimates; jobs without one after the rest, in the scale's order), so that no long
+        job starts last and runs alone on an otherwise idle machine; a job with `after` starts once that
+        job is done (a refine entry once its base row is), or at once when that job is not being run.
+        After a failure nothing new starts; the running jobs finish (their results are kept) and the first
+        failure is raised."""
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-        failures, pending = [], list(todo)
+        names = {job.name for job in jobs}
+        pending = sorted(jobs, key=lambda job: (job.minutes is None, -(job.minutes or 0)))
+        done, failures, running = set(), [], {}
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            running = set()
-            while pending or running:
-                while pending and len(running) < self.jobs and not failures:
-                    running.add(pool.submit(one_row, pending.pop(0)))
+            while True:
+                while len(running) < self.jobs and not failures:
+                    ready = next((job for job in pending if job.after in done or job.after not in names), None)
+                    if ready is None:
+                        break
+                    pending.remove(ready)
+                    running[pool.submit(ready.run)] = ready
                 if not running:
                     break
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                failures += [f.exception() for f in finished if f.exception() is not None]
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    job = running.pop(future)
+                    if future.exception() is None:
+                        done.add(job.name)
+                    else:
+                        failures.append(future.exception())
         if failures:
             raise failures[0]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of `Leaderboard.run_at_once`: a row's train, predict and score, or a refine entry."""
+    name: str
+    minutes: Optional[float]
+    after: Optional[str]  # the name of the job this one needs done first
+    run: Callable[[], None]
 
 
 def _mean(values) -> Optional[float]:
