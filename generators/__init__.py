@@ -1,25 +1,20 @@
 """Scene samplers, one module per task family (pure Python and numpy; no Blender).
 
 A sampler implements `sample(task, split, index, seed) -> Scene` (and may add `sample_many(task, split,
-indices, seeds)`, the same scenes at once: (position in indices, scene) pairs as each scene is done, in any
-order). `sample_scene` derives
-the seed: sample `index` of (task, split, base seed) is the same scene on any machine, in any order,
+indices, seeds)`, the same scenes in the same order, many at once). `sample_scene` derives the seed: sample `index` of (task, split, base seed) is the same scene on any machine, in any order,
 with any number of workers. `attempt` counts re-draws after a failed visibility check.
 """
 from __future__ import annotations
 
 import importlib
 import zlib
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import numpy as np
 
 from igbench.generators.stream import seed_sequence_words
 from igbench.scene import Scene
 from igbench.task import Task
-
-T = TypeVar("T")
 
 
 def seed_entropy(task: str, split: str, index: int, base_seed: int, attempt: int = 0) -> list[int]:
@@ -54,27 +49,9 @@ def sample_scene(task: Task, split: str, index: int, base_seed: int, attempt: in
 def sample_scenes(task: Task, split: str, indices, base_seed: int) -> Iterator[Scene]:
     """sample_scene(task, split, i, base_seed) for i in indices, in order, through the sampler's `sample_many`
     where it has one (the CLEVR sampler does: the same scenes, many times faster)."""
-    return in_order(finished_scenes(task, split, indices, base_seed))
-
-
-def finished_scenes(task: Task, split: str, indices, base_seed: int) -> Iterator[tuple[int, Scene]]:
-    """(position in indices, sample_scene(task, split, i, base_seed)) for each i in indices, as the sampler finishes
-    them: a scene that waits for an earlier one (sample_scenes) can be turned into something smaller first."""
     module = sampler(task)
     indices = list(indices)
     seeds = scene_seeds(task.name, split, indices, base_seed)
     if hasattr(module, "sample_many"):
         return module.sample_many(task, split, indices, seeds)
-    return enumerate(module.sample(task, split, i, seed) for i, seed in zip(indices, seeds))
-
-
-def in_order(numbered: Iterable[tuple[int, T]]) -> Iterator[T]:
-    """The items of (position, item) pairs that hold the positions 0, 1, 2, ... once each, in any order, in the
-    order of their positions (each as soon as all before it have come)."""
-    waiting: dict[int, T] = {}
-    emitted = 0
-    for position, item in numbered:
-        waiting[position] = item
-        while emitted in waiting:
-            yield waiting.pop(emitted)
-            emitted += 1
+    return (module.sample(task, split, i, seed) for i, seed in zip(indices, seeds))

@@ -12,14 +12,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import numpy as np
 
 from igbench.program import Obj, Program
 from igbench.generators.common import (LIGHTS, jittered_camera, jittered_cameras, jittered_light_sets, jittered_lights,
                                        place_with_retries)
-from igbench.generators.stream import LOW32, DrawStream, bounded, pcg64_states, try_layout, uniforms
+from igbench.generators.stream import LOW32, DrawStream, bounded, pcg64_states, uniforms
 from igbench.scene import Scene, ground_axes, object_scale
 from igbench.task import Task
 
@@ -96,66 +95,35 @@ def _fits(x, y, radius, placed, directions, min_gap, margin) -> bool:
 
 # ------------------------------------------------------------------------------------- many scenes at once
 
-SLOTS = 1024  # scenes in flight; the slots of finished scenes take the next ones
-SCENE_RAWS = 1024  # raw values held per scene, topped up from its bit generator as they are used
-# Tries of an object screened in one pass, by the number of objects already placed (the last entry for more):
-# a few times 1 / P(the try fits) on CLEVR's splits (0.72 with one object placed, 0.2 with four, 0.03 with
-# seven), so most objects take one or two passes and few tries are screened in vain (5,000 scenes of ood/0:
-# ~10% faster than half these counts, as fast as 4 for all up to four objects placed and 16 above)
-TRIES_BY_PLACED = np.array([1, 4, 4, 8, 8, 16, 16, 32, 32, 50])
-FEW_SCENES = 64  # below this many in flight a pass costs its fixed numpy overhead, not its arithmetic: the last
-# scenes of a run (those redrawing many layouts) screen all their object's remaining tries at once
-FAR = 1e6  # where an object not placed yet sits in the screen: no try is near it
-BAND = 1e-9  # relative width, around the screen's thresholds, of the results that `sample` decides instead
+SCENES_AT_ONCE = 1024  # scenes started (seeded, their first draws made) and placed per call of the compiled loop
+COMPILED_FROM = 400  # fewer scenes are drawn one by one: the compiled loop's start (numba's import and first call,
+# about 1 CPU s) costs more than they do (2-3 ms each)
+BAND = 1e-9  # relative width, around the tests' thresholds, of the distances that `sample` decides instead
 
 
-def sample_many(task: Task, split: str, indices, seeds) -> Iterator[tuple[int, Scene]]:
-    """(position, sample(task, split, i, s)) for the i, s at each position of zip(indices, seeds), the same scenes
-    bit for bit, as each is done (generators.in_order puts them in order), computed in lockstep: every scene in
-    flight screens its next object's next tries in one numpy pass over all of them (numpy's per-call cost, not
-    the arithmetic, is what one-by-one sampling pays). Scenes stream through SLOTS slots, so only the last few
-    of the whole run, not of every chunk, pass with a thin batch.
-
-    Each scene's bit generator is seeded by state (the PCG64 states of SLOTS scenes are hashed at once); its
-    first raw values give the camera, lights and object count, the rest replay CLEVR's draws
-    (generators/stream.py explains how). A scene goes to `sample` whenever the replay could differ: a
-    rejected Lemire word, a screened value within the BAND of a threshold, or no layout in max_scene_tries
-    (where `sample` raises its error)."""
-    rules = _split_rules(task, split)
-    radii = [float(r) for r in task.spec["sizes"].values()]
-    # sizes not a power of two: words may be rejected; a reach <= 0: squared distances don't decide like _fits
-    if len(radii) & (len(radii) - 1) or 2 * min(radii) + rules["min_edge_gap"] <= 0:
-        yield from enumerate(sample(task, split, i, s) for i, s in zip(indices, seeds))
+def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
+    """sample(task, split, i, s) for each i, s of zip(indices, seeds), in order, the same scenes bit for bit,
+    SCENES_AT_ONCE at a time (runs of fewer than COMPILED_FROM one by one): their bit generators seeded by state at once (numpy's SeedSequence,
+    vectorised), their first raw values turned into cameras, lights and object counts in bulk, and their layout
+    loops run compiled (generators/clevr_layouts.py). A scene goes to `sample` wherever the compiled loop could
+    differ from it (clevr_layouts says when) and where it finds no layout (`sample` raises the error)."""
+    if len(indices) < COMPILED_FROM:
+        yield from (sample(task, split, index, seed) for index, seed in zip(indices, seeds))
         return
-    for number, index, seed, found in _Lockstep(task, rules, zip(indices, seeds)).run():
-        yield number, Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
+    scenes = _ManyScenes(task, _split_rules(task, split))
+    jobs = zip(indices, seeds)
+    while chunk := list(itertools.islice(jobs, SCENES_AT_ONCE)):
+        for (index, seed), found in zip(chunk, scenes.sample(chunk)):
+            yield Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
 
 
-class _Ready(NamedTuple):
-    """Prepared starts of scenes (see _Lockstep._prepare), row by row."""
+class _ManyScenes:
+    """What the compiled layout loop needs of a split: its sizes, shapes, colours and rules, as arrays."""
 
-    jobs: list  # (index, seed)
-    raw: np.ndarray  # the raw values after the first draws
-    cameras: list
-    lights: list
-    axes: np.ndarray  # the cameras' right and behind ground directions (x, y)
-    count: np.ndarray  # objects to place
-    has_half: np.ndarray  # the stream's cached 32-bit half after the count's draw
-    half: np.ndarray
-    rejected: np.ndarray  # the count's word was rejected: `sample` draws that scene
+    def __init__(self, task: Task, rules: dict):
+        from igbench.generators import clevr_layouts  # numba: only the bulk path pays its import
 
-
-class _Lockstep:
-    """The layout loops of the scenes in flight, one row (slot) per scene (see sample_many).
-
-    The screen works in each camera's ground frame: a try's and an object's coordinates along the right and
-    behind directions (u, v) are computed once, so a pair costs differences, not dot products. _fits' tests
-    become the sign of one score per pair, min(du² + dv² - reach², q (q - margin)) with q = min(|du|, |dv|):
-    negative exactly when the objects are too close or 0 < q < margin. The frame and the squares round
-    differently from _fits' own arithmetic, by far less than BAND, so a try whose closest score is within
-    the BAND of 0 sends its scene to `sample`."""
-
-    def __init__(self, task: Task, rules: dict, jobs):
+        self.compiled = clevr_layouts
         sizes = task.spec["sizes"]
         self.rules = rules
         self.size_names = list(sizes)
@@ -165,265 +133,56 @@ class _Lockstep:
         self.materials = list(task.categorical["material"].values)
         periods = task.spec.get("rotation_period_deg", {})
         self.half_period = np.array([math.radians(periods[s]) / 2 if s in periods else np.nan for s in self.shapes])
-        self.n_colors = np.array([len(self.colors_by_shape[s]) for s in self.shapes])
+        self.n_colors = np.array([len(self.colors_by_shape[s]) for s in self.shapes], np.int64)
         self.heights = [[object_scale(shape, radius) for radius in self.radii.tolist()] for shape in self.shapes]
         self.low, self.high = (float(v) for v in rules["xy_range"])
-        self.gap, self.margin = rules["min_edge_gap"], rules["margin"]
-        self.max_tries, self.max_layouts = rules["max_object_tries"], rules["max_scene_tries"]
-        # the screen's rounding is below 1e-13 of this (coordinates, reaches and margin all squared)
-        scale = 2 * max(abs(self.low), abs(self.high)) + 2 * self.radii.max() + abs(self.gap) + self.margin
-        self.band = BAND * scale * scale
-        self.jobs = jobs  # (index, seed) pairs still to start
-        n = SLOTS
-        most = int(rules["num_objects"][1])
-        self.raw = np.zeros((n, SCENE_RAWS), np.uint64)
-        self.bitgens = [np.random.PCG64(0) for _ in range(n)]  # each slot's scene's bit generator
-        self.spare = [np.random.PCG64(0) for _ in range(n)]  # reseeded by state for the prepared starts
-        self.ready: _Ready | None = None  # the prepared starts, and how many of them have started
-        self.ready_at = 0
-        self.job: list[tuple[int, int, int] | None] = [None] * n  # (number, index, seed) of each slot's scene
-        self.busy = np.zeros(n, bool)
-        self.pos = np.zeros(n, np.int64)
-        self.has_half = np.zeros(n, bool)
-        self.half = np.zeros(n, np.uint64)
-        self.count = np.zeros(n, np.int64)
-        self.axes = np.zeros((n, 2, 2))  # the camera's right and behind ground directions (x, y)
-        self.cameras, self.lights = [None] * n, [None] * n
-        self.placed = np.zeros((n, most, 3))  # x, y, radius of the current layout's objects
-        self.frame = np.full((3, most, n), FAR)  # their u, v and radius (object-major: the screen reduces over objects)
-        self.kind = np.zeros((n, most, 4), np.int64)  # size, shape, colour, material indices
-        self.yaw = np.full((n, most), np.nan)
-        self.k = np.zeros(n, np.int64)  # objects placed in the current layout
-        self.tries = np.zeros(n, np.int64)  # tries spent on the current object
-        self.layouts = np.zeros(n, np.int64)  # failed layouts so far
-        self.done = np.zeros(n, bool)
-        self.fallback = np.zeros(n, bool)
-        self.started = 0
-        self.columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # _try_columns by count
+        self.gap, self.margin = float(rules["min_edge_gap"]), float(rules["margin"])
+        self.max_tries, self.max_layouts = int(rules["max_object_tries"]), int(rules["max_scene_tries"])
+        # the largest distance a test compares (the compiled sqrt and CPython's hypot differ by an ulp or so)
+        self.band = BAND * (2 * max(abs(self.low), abs(self.high)) + 2 * self.radii.max() + abs(self.gap) + self.margin)
+        self.most = int(rules["num_objects"][1])
 
-    def _prepare(self) -> None:
-        """The starts of the next SLOTS scenes, all at once (starting a few per pass would pay numpy's per-call
-        cost each time): seed each one's bit generator, then its first raw values are the draws `sample` makes
-        first (camera offsets, light offsets, object count), the rest its layouts' draws."""
-        jobs = list(itertools.islice(self.jobs, SLOTS))
-        self.ready, self.ready_at = None, 0
-        if not jobs:
-            return
+    def sample(self, jobs: list[tuple[int, int]]) -> list[tuple | None]:
+        """(program, camera, lights) of each (index, seed), or None where `sample` must draw it."""
         rules, camera, lights = self.rules, self.rules["camera"], self.rules["lights"]
         low, high = rules["num_objects"]
         choices = high + 1 - low
         first = 3 + 3 * len(LIGHTS) + (choices > 1)  # raw values before the layouts (numpy draws no word for one choice)
-        raws = []
-        for bitgen, state in zip(self.spare, pcg64_states(seed for _, seed in jobs)):
-            bitgen.state = state
-            raws.append(bitgen.random_raw(first + SCENE_RAWS))
-        raw = np.stack(raws)
+        gens = self.compiled.generators(pcg64_states(seed for _, seed in jobs))
+        raw = self.compiled.raw_values(gens, first)
         cameras = jittered_cameras(camera, rules["visibility_resolution"],
                                    uniforms(raw[:, :3], -camera["jitter"], camera["jitter"]))
         light_offsets = uniforms(raw[:, 3:3 + 3 * len(LIGHTS)], -lights["jitter"], lights["jitter"])
-        count, rejected = np.full(len(jobs), low), np.zeros(len(jobs), bool)
+        light_sets = jittered_light_sets(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3))
+        axes = np.ascontiguousarray(ground_axes(np.array([c.world_to_camera for c in cameras]))[:, :, :2])
+        count, rejected = np.full(len(jobs), low, np.int64), np.zeros(len(jobs), bool)
         if choices > 1:  # integers(low, high + 1): Lemire's draw on the low half of the last value; the high half waits
-            drawn, rejected = bounded(raw[:, first - 1] & np.uint64(LOW32), np.uint64(choices))
+            drawn, rejected = bounded(raw[:, -1] & np.uint64(LOW32), np.uint64(choices))
             count += drawn
-        self.ready = _Ready(jobs, raw[:, first:], cameras,
-                            jittered_light_sets(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3)),
-                            ground_axes(np.array([c.world_to_camera for c in cameras]))[:, :, :2], count,
-                            np.full(len(jobs), choices > 1), raw[:, first - 1] >> np.uint64(32), rejected)
+            gens[:, self.compiled.HAS_HALF], gens[:, self.compiled.HALF] = 1, raw[:, -1] >> np.uint64(32)
+        n = len(jobs)
+        kinds, xy = np.zeros((n, self.most, 4), np.int64), np.zeros((n, self.most, 2))
+        yaw, status = np.full((n, self.most), np.nan), np.zeros(n, np.int8)
+        self.compiled.place_layouts(gens, count, axes, self.radii, self.low, self.high, self.gap, self.margin,
+                                    self.max_tries, self.max_layouts, self.n_colors, len(self.materials),
+                                    self.half_period, self.band, kinds, xy, yaw, status)
+        ok = ((status == self.compiled.DONE) & ~rejected).tolist()
+        programs = self._programs(count, kinds, xy, yaw)
+        return [(program, camera, light_set) if fits else None
+                for program, camera, light_set, fits in zip(programs, cameras, light_sets, ok)]
 
-    def _load(self, slots: np.ndarray) -> None:
-        """Start the next scenes in `slots` (from the prepared starts); slots left without one go idle."""
-        taken = 0
-        while taken < len(slots):
-            if self.ready is None or self.ready_at == len(self.ready.jobs):
-                self._prepare()
-                if self.ready is None:
-                    break
-            ready, at = self.ready, self.ready_at
-            part = slots[taken:taken + len(ready.jobs) - at]
-            rows = np.arange(at, at + len(part))
-            for slot, row in zip(part.tolist(), rows.tolist()):
-                index, seed = ready.jobs[row]
-                self.job[slot] = (self.started, index, seed)
-                self.started += 1
-                self.cameras[slot], self.lights[slot] = ready.cameras[row], ready.lights[row]
-                self.bitgens[slot], self.spare[row] = self.spare[row], self.bitgens[slot]  # the scene's own, drawn on
-            self.raw[part], self.axes[part] = ready.raw[rows], ready.axes[rows]
-            self.count[part], self.has_half[part], self.half[part] = ready.count[rows], ready.has_half[rows], ready.half[rows]
-            self.fallback[part] = ready.rejected[rows]
-            taken += len(part)
-            self.ready_at += len(part)
-        started = slots[:taken]
-        self.pos[started] = self.k[started] = self.tries[started] = self.layouts[started] = 0
-        self.frame[:, :, started] = FAR
-        self.done[started] = False
-        self.busy[started] = True
-        self.busy[slots[taken:]] = False
-
-    def _top_up(self, slot: int) -> None:
-        pos = int(self.pos[slot])
-        self.raw[slot] = np.concatenate([self.raw[slot, pos:], self.bitgens[slot].random_raw(pos)])
-        self.pos[slot] = 0
-
-    def run(self) -> Iterator[tuple[int, int, int, tuple | None]]:
-        """(number, index, seed, (program, camera, lights) or None: use `sample`) of every scene, as each finishes."""
-        headroom = 3 * self.max_tries + 8  # raw values one pass and one object's draws may take
-        self._load(np.arange(SLOTS))
-        while True:
-            active = np.flatnonzero(self.busy)
-            if not active.size:
-                return
-            for slot in active[self.pos[active] + headroom > SCENE_RAWS]:
-                self._top_up(slot)
-            self._screen(active)
-            ended = np.flatnonzero(self.busy & (self.done | self.fallback))
-            slots = ended.tolist()
-            for slot, fallback, program in zip(slots, self.fallback[ended].tolist(), self.programs(slots)):
-                yield *self.job[slot], None if fallback else (program, self.cameras[slot], self.lights[slot])
-            self._load(ended)
-
-    def _screen(self, ids: np.ndarray) -> None:
-        """Screen the next tries of each scene's current object; place it where one fits."""
-        if ids.size < FEW_SCENES:
-            counts = np.full(ids.size, self.max_tries)
-        else:
-            counts = TRIES_BY_PLACED[np.minimum(self.k[ids], len(TRIES_BY_PLACED) - 1)]
-        screened = [self._screen_tries(ids[counts == count], int(count)) for count in np.unique(counts)]
-        ids, found, used, size, x, y = (np.concatenate(column) for column in zip(*screened))
-        self._skip_tries(ids, used)
-        self.tries[ids] += used
-        out = ids[~found & (self.tries[ids] >= self.max_tries)]  # an object did not fit: a new layout
-        self.k[out] = 0
-        self.tries[out] = 0
-        self.frame[:, :, out] = FAR
-        self.layouts[out] += 1
-        self.fallback[out[self.layouts[out] >= self.max_layouts]] = True  # `sample` raises the error
-        hit = np.flatnonzero(found)
-        if hit.size:
-            self._place(ids[hit], size[hit], x[hit], y[hit])
-
-    def _screen_tries(self, ids: np.ndarray, count: int):
-        """(ids, found, tries used, and the size, x, y of the try that fits) for `count` tries of each scene.
-
-        The arrays are (tries, scenes) and the pairs' (objects, tries, scenes): the scenes, the long axis, are
-        innermost, where numpy's loops run over contiguous data (with few tries innermost, numpy copies the
-        broadcast operands through buffers: up to twice the time)."""
-        has_half = self.has_half[ids]
-        columns, shifts = self._try_columns(count)
-        pick = has_half.view(np.uint8)
-        raw = self.raw.ravel().take(((ids * SCENE_RAWS + self.pos[ids])[:, None] + columns[pick]).T)  # (3 count, scenes)
-        words = np.bitwise_and(raw[:count] >> shifts[pick].T, np.uint64(LOW32), order="C")
-        words[0] = np.where(has_half, self.half[ids], words[0])
-        size = ((words * np.uint64(len(self.size_names))) >> np.uint64(32)).astype(np.int64)
-        x, y = uniforms(raw[count:], self.low, self.high).reshape(2, count, ids.size)
-        left = self.max_tries - self.tries[ids]
-        fits = np.arange(count)[:, None] < left
-        most = int(self.k[ids].max())
-        if most:
-            axes = self.axes[ids]
-            u = x * axes[:, 0, 0] + y * axes[:, 0, 1]  # (tries, scenes)
-            v = x * axes[:, 1, 0] + y * axes[:, 1, 1]
-            other_u, other_v, other_radius = self.frame[:, :most].take(ids, axis=2)[:, :, None]  # each (objects, 1, scenes)
-            reach = (self.radii[size] + self.gap) + other_radius
-            du, dv = u - other_u, v - other_v
-            score = du * du
-            score += dv * dv
-            score -= reach * reach
-            np.abs(du, out=du)
-            np.abs(dv, out=dv)
-            q = np.minimum(du, dv, out=du)
-            crowd = q - self.margin
-            crowd *= q
-            closest = np.minimum(score, crowd, out=score).min(axis=0)  # (tries, scenes)
-            fits &= closest > 0
-            near = np.abs(closest) < self.band
-            if near.any():  # rare: `sample` decides these scenes
-                self.fallback[ids[near.any(axis=0)]] = True
-        found = fits.any(axis=0)
-        first = fits.argmax(axis=0)
-        used = np.where(found, first + 1, np.minimum(count, left))
-        pick = first, np.arange(ids.size)
-        return ids, found, used, size[pick], x[pick], y[pick]
-
-    def _try_columns(self, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """Where `count` tries take their bits (try_layout), from a position without (row 0) or with (row 1) a
-        cached half: the raw offsets of their words, x and y (2, 3 count), and each word's shift (2, count)."""
-        layout = self.columns.get(count)
-        if layout is None:
-            tables = [try_layout(has_half, count) for has_half in (False, True)]
-            layout = self.columns[count] = (np.array([np.concatenate([offsets, xs, ys]) for offsets, _, xs, ys in tables]),
-                                            np.array([np.where(halves, 32, 0) for _, halves, _, _ in tables], np.uint64))
-        return layout
-
-    def _place(self, ids, size, x, y) -> None:
-        """The object fits: draw its shape, colour, material and yaw, as `_place_objects` does."""
-        shape = self._below(ids, np.full(ids.size, len(self.shapes)))
-        color = self._below(ids, self.n_colors[shape])
-        material = self._below(ids, np.full(ids.size, len(self.materials)))
-        half = self.half_period[shape]
-        turns = np.flatnonzero(~np.isnan(half))
-        k = self.k[ids]
-        self.yaw[ids, k] = np.nan  # a failed layout may have left a yaw here
-        if turns.size:
-            t = ids[turns]
-            self.yaw[t, k[turns]] = uniforms(self.raw[t, self.pos[t]], -half[turns], half[turns])
-            self.pos[t] += 1
-        radius = self.radii[size]
-        self.placed[ids, k] = np.stack([x, y, radius], axis=1)
-        axes = self.axes[ids]
-        self.frame[:2, k, ids] = x * axes[:, :, 0].T + y * axes[:, :, 1].T  # as the screen's u, v
-        self.frame[2, k, ids] = radius
-        self.kind[ids, k] = np.stack([size, shape, color, material], axis=1)
-        self.tries[ids] = 0
-        self.k[ids] += 1
-        self.done[ids] |= self.k[ids] == self.count[ids]
-
-    def _skip_tries(self, ids, used) -> None:
-        """Consume `used` tries (32-bit word + two doubles each) of every scene in `ids`."""
-        has_half, pos, used = self.has_half[ids], self.pos[ids].copy(), used.copy()
-        cached = has_half & (used > 0)  # the first try's word is the cached half
-        pos += 2 * cached
-        used -= cached
-        has_half &= ~cached
-        pos += 5 * (used // 2)  # two tries: one raw value gives both words, four give the doubles
-        odd = used % 2 == 1
-        self.half[ids[odd]] = self.raw[ids[odd], pos[odd]] >> np.uint64(32)
-        has_half |= odd
-        pos += 3 * odd
-        self.has_half[ids], self.pos[ids] = has_half, pos
-
-    def _word(self, ids) -> np.ndarray:
-        """The next 32-bit word of every scene in `ids` (PCG64: a cached high half, or a fresh value's low half)."""
-        has_half, pos = self.has_half[ids], self.pos[ids]
-        raw = self.raw[ids, pos]
-        self.pos[ids] = pos + ~has_half
-        words = np.where(has_half, self.half[ids], raw & np.uint64(LOW32))
-        fresh = ids[~has_half]
-        self.half[fresh] = raw[~has_half] >> np.uint64(32)
-        self.has_half[ids] = ~has_half
-        return words
-
-    def _below(self, ids, n) -> np.ndarray:
-        """`integers(0, n)` per scene (n drawn per scene); a rejected word sends the scene to `sample`."""
-        value = np.zeros(ids.size, np.int64)
-        draw = n > 1  # numpy draws nothing for a single choice
-        if draw.any():
-            value[draw], rejected = bounded(self._word(ids[draw]), n[draw].astype(np.uint64))
-            self.fallback[ids[draw][rejected]] = True
-        return value
-
-    def programs(self, slots: list[int]) -> list[Program]:
-        """The finished layouts of `slots` as programs (arrays read once for all of them)."""
-        objects = []
-        for count, placed, kinds, yaws in zip(self.count[slots].tolist(), self.placed[slots].tolist(),
-                                              self.kind[slots].tolist(), self.yaw[slots].tolist()):
-            scene = []
-            for (x, y, _), (size, shape, color, material), yaw in zip(placed[:count], kinds[:count], yaws[:count]):
+    def _programs(self, count, kinds, xy, yaw) -> list[Program]:
+        """The layouts as programs (arrays read once for all of them)."""
+        programs = []
+        for n, scene_kinds, scene_xy, yaws in zip(count.tolist(), kinds.tolist(), xy.tolist(), yaw.tolist()):
+            objects = []
+            for (size, shape, color, material), (x, y), turn in zip(scene_kinds[:n], scene_xy[:n], yaws[:n]):
                 numbers = {"loc": (x, y, self.heights[shape][size])}
-                if not math.isnan(yaw):  # the shape has a yaw
-                    numbers["rotation"] = (yaw,)
+                if not math.isnan(turn):  # the shape has a yaw
+                    numbers["rotation"] = (turn,)
                 shape_name = self.shapes[shape]
                 attrs = {"shape": shape_name, "color": self.colors_by_shape[shape_name][color],
                          "material": self.materials[material], "size": self.size_names[size]}
-                scene.append(Obj(attrs, numbers))
-            objects.append(Program(scene))
-        return objects
+                objects.append(Obj(attrs, numbers))
+            programs.append(Program(objects))
+        return programs

@@ -54,16 +54,6 @@ class DrawStream:
         self.pos += 1
         return value
 
-    def hand_over(self, count: int) -> np.ndarray:
-        """The next `count` raw values, for a caller that replays the draws that follow itself and tops up
-        from `bitgen`: the values read ahead come first, so the bit generator continues right after them.
-        The stream is spent afterwards."""
-        unread = self.raw[self.pos:]
-        if len(unread) > count:
-            raise ValueError(f"the stream has read {len(unread)} raw values ahead, more than the {count} asked for")
-        self.pos = len(self._raw_list)
-        return np.concatenate([unread, self.bitgen.random_raw(count - len(unread))])
-
     def uint32(self) -> int:
         if self.has_half:
             self.has_half = False
@@ -111,36 +101,6 @@ def bounded(words: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     where the word is one numpy rejects (and draws another for)."""
     m = words * n
     return (m >> np.uint64(32)).astype(np.int64), (m & np.uint64(LOW32)) < (np.uint64(2**32) - n) % n
-
-
-_LAYOUTS: dict[tuple[bool, int], tuple] = {}
-
-
-def try_layout(has_half: bool, count: int):
-    """Where `count` repeats of `integers(0, n)` + `uniform(low, high, 2)` take their bits, from a stream
-    position with (has_half) or without a cached 32-bit half: per try, the raw offset of its 32-bit word
-    and whether it is that value's high half (offset 0 with has_half: the cached one), and the raw offsets
-    of its two doubles. Valid when n is a power of two (Lemire's draw then never rejects a word)."""
-    key = (has_half, count)
-    if key not in _LAYOUTS:
-        offsets, halves, xs, ys = [], [], [], []
-        pos, half = 0, has_half
-        last = -1  # raw offset whose high half is cached (-1: the stream's own cached half)
-        for _ in range(count):
-            if half:
-                offsets.append(max(last, 0))
-                halves.append(True)
-                half = False
-            else:
-                offsets.append(pos)
-                halves.append(False)
-                last, half = pos, True
-                pos += 1
-            xs.append(pos)
-            ys.append(pos + 1)
-            pos += 2
-        _LAYOUTS[key] = tuple(np.array(a) for a in (offsets, halves, xs, ys))
-    return _LAYOUTS[key]
 
 
 # numpy's SeedSequence (numpy/random/bit_generator.pyx), the same hash on a column of seeds at once: building

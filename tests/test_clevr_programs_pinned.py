@@ -19,8 +19,19 @@ def short_sha(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()[:16]
 
 
+@pytest.fixture
+def compiled_for_any_size(monkeypatch):
+    """The compiled layout loop even for a handful of scenes (by default runs that short are drawn one by one)."""
+    from igbench.generators import clevr
+
+    monkeypatch.setattr(clevr, "COMPILED_FROM", 1)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "one-by-one"])
 @pytest.mark.parametrize("key", sorted(k for k in PINNED["sha256"] if k.count("/") == 1))
-def test_programs_only_output_is_pinned(tmp_path, key):
+def test_programs_only_output_is_pinned(tmp_path, key, compiled, request):
+    if compiled:
+        request.getfixturevalue("compiled_for_any_size")
     split, seed = key.split("/")
     expected = PINNED["sha256"][key]
     assert main(["render", "--task", "clevr", "--split", split, "--seed", seed, "--n", str(len(expected)),
@@ -44,24 +55,26 @@ def test_visibility_redraws_are_pinned():
     assert got == PINNED["sha256"]["train/0/attempts"]
 
 
-def crowded_task(tmp_path, **split):
+def crowded_task(tmp_path, sizes=None, **split):
     import yaml
 
     spec = yaml.safe_load(Path(load_task("clevr").path).read_text())
     spec["splits"]["crowded"] = {"num_objects": [9, 10], "colors_by_shape": {"cube": ["red"], "sphere": ["gray", "blue", "red"]},
                                  **split}
+    if sizes:
+        spec["sizes"] = sizes
     path = tmp_path / "crowded.yaml"
     path.write_text(yaml.safe_dump(spec))
     return load_task(str(path))
 
 
-@pytest.mark.parametrize("gap", [None, -0.2])
-def test_many_at_once_equals_one_by_one_on_a_crowded_split(tmp_path, gap):
+@pytest.mark.parametrize("rules", [{}, {"min_edge_gap": -0.2}, {"sizes": {"large": 0.7, "medium": 0.5, "small": 0.35}}])
+def test_many_at_once_equals_one_by_one_on_a_crowded_split(tmp_path, rules, compiled_for_any_size):
     """Many failed layouts, one-colour and three-colour choices (Lemire's rejection path), cubes' yaws; a
-    negative gap (objects may overlap) goes through the lockstep too."""
+    negative gap (objects may overlap) and three sizes (a size's word may be rejected too) alike."""
     from igbench.generators import sample_scenes
 
-    task = crowded_task(tmp_path, **({} if gap is None else {"min_edge_gap": gap}))
+    task = crowded_task(tmp_path, **rules)
     many = list(sample_scenes(task, "crowded", range(150), 4))
     for i in range(150):
         one = sample_scene(task, "crowded", i, 4)
@@ -69,17 +82,16 @@ def test_many_at_once_equals_one_by_one_on_a_crowded_split(tmp_path, gap):
         assert format_program(many[i].program, task) == format_program(one.program, task)
 
 
-@pytest.mark.parametrize("tries, band", [([1], 1e-9), ([50], 1e-9), ([1, 4, 4, 8, 8, 16, 16, 32, 32, 50], 1e-3)])
-def test_the_screens_schedule_and_band_change_no_scene(monkeypatch, tries, band):
-    """How many tries a pass screens only changes the speed, and a scene inside the band goes to `sample`
-    (a band of 1e-3 sends some; the scenes stay the same)."""
-    import numpy as np
-
+@pytest.mark.parametrize("at_once, band", [(1, 1e-9), (7, 1e-9), (1024, 1e-3)])
+def test_how_many_at_once_and_the_band_change_no_scene(monkeypatch, at_once, band):
+    """How many scenes go through the compiled loop at once only changes the speed, and a scene inside the band
+    goes to `sample` (a band of 1e-3 sends some; the scenes stay the same)."""
     from igbench.generators import clevr, sample_scenes
 
     task = load_task("clevr")
     expected = [sample_scene(task, "val", i, 2) for i in range(120)]
-    monkeypatch.setattr(clevr, "TRIES_BY_PLACED", np.array(tries))
+    monkeypatch.setattr(clevr, "COMPILED_FROM", 1)
+    monkeypatch.setattr(clevr, "SCENES_AT_ONCE", at_once)
     monkeypatch.setattr(clevr, "BAND", band)
     fallbacks, one_by_one = [], clevr.sample
     monkeypatch.setattr(clevr, "sample", lambda *args: fallbacks.append(args) or one_by_one(*args))
@@ -88,21 +100,33 @@ def test_the_screens_schedule_and_band_change_no_scene(monkeypatch, tries, band)
     assert (len(fallbacks) > 0) == (band > 1e-6), len(fallbacks)
 
 
-def test_any_indices_come_back_in_their_order_and_each_scene_once_as_it_finishes():
-    """Indices out of order and repeated: sample_scenes keeps their order; finished_scenes gives each position
-    once, and out of order (a slow scene finishes after later ones)."""
-    from igbench.generators import finished_scenes, in_order, sample_scenes
+def test_the_compiled_generator_draws_numpys_raw_values():
+    """The compiled PCG64 (its 128-bit step on 64-bit halves) gives random_raw's values for any seed's state."""
+    import numpy as np
+
+    from igbench.generators import clevr_layouts
+    from igbench.generators.stream import pcg64_states
+
+    seeds = [0, 1, 2**32 - 1, 2**32, 2**63 + 12345, 987654321]
+    gens = clevr_layouts.generators(pcg64_states(seeds))
+    first, then = clevr_layouts.raw_values(gens, 5), clevr_layouts.raw_values(gens, 3000)
+    for seed, a, b in zip(seeds, first, then):
+        assert np.array_equal(np.concatenate([a, b]), np.random.PCG64(seed).random_raw(3005)), seed
+
+
+def test_any_indices_come_back_in_their_order(compiled_for_any_size):
+    """Indices out of order and repeated, across more than one batch of the compiled loop."""
+    from igbench.generators import sample_scenes
 
     task = load_task("clevr")
-    indices = [7, 3, 250, 0, 3, *range(400, 1400)]
-    expected = [sample_scene(task, "ood", i, 5).to_dict(task) for i in indices[:5]]
-    assert [s.to_dict(task) for s in itertools.islice(sample_scenes(task, "ood", indices, 5), 5)] == expected
-    positions = [position for position, _ in finished_scenes(task, "ood", indices, 5)]
-    assert sorted(positions) == list(range(len(indices))) and positions != sorted(positions)
-    assert list(in_order([(2, "c"), (0, "a"), (1, "b")])) == ["a", "b", "c"]
+    indices = [7, 3, 250, 0, 3, *range(400, 1400), 5]
+    got = [s.to_dict(task) for s in sample_scenes(task, "ood", indices, 5)]
+    assert len(got) == len(indices)
+    assert [got[i] for i in (0, 1, 2, 3, 4, 500, len(indices) - 1)] == [
+        sample_scene(task, "ood", indices[i], 5).to_dict(task) for i in (0, 1, 2, 3, 4, 500, len(indices) - 1)]
 
 
-def test_many_at_once_raises_the_same_error_when_nothing_fits(tmp_path):
+def test_many_at_once_raises_the_same_error_when_nothing_fits(tmp_path, compiled_for_any_size):
     from igbench.errors import UserError
     from igbench.generators import sample_scenes
 
@@ -123,3 +147,20 @@ def test_seeds_hashed_at_once_are_numpys():
                                                                             for i in range(200)]
     seeds = scene_seeds("clevr", "train", list(range(300)), 0) + [0, 1, 2**32 - 1, 2**32]
     assert pcg64_states(seeds) == [np.random.PCG64(seed).state for seed in seeds]
+
+
+@pytest.mark.parametrize("n", [3, 5, 6, 7])
+def test_the_compiled_bounded_draw_redraws_a_rejected_word_as_numpy_does(n):
+    """Word 0 is one Lemire's method rejects for any n that is not a power of two: with it cached as the
+    generator's 32-bit half, numpy's integers(0, n) draws the next word, and so must the compiled draw."""
+    import numpy as np
+
+    from igbench.generators import clevr_layouts
+    from igbench.generators.stream import pcg64_states
+
+    state = {**pcg64_states([11])[0], "has_uint32": 1, "uinteger": 0}
+    bitgen = np.random.PCG64()
+    bitgen.state = state
+    expected = [int(v) for v in np.random.Generator(bitgen).integers(0, n, 4)]
+    gen = clevr_layouts.generators([state])[0]
+    assert [clevr_layouts._below(gen, n) for _ in range(4)] == expected
