@@ -580,21 +580,34 @@ def test_train_sizes_make_one_row_per_size_and_the_table_a_data_efficiency_curve
         scale.write_text(yaml.safe_dump({"task": "dot2d", "splits": {"train": 200}, "models": [dict(models[1], **bad)]}))
         assert main(["--scale", str(scale), "--dry-run"]) == 2
         assert message in capsys.readouterr().err.splitlines()[0]
+    scale.write_text(yaml.safe_dump({"task": "dot2d", "splits": {"train": 200}, "models": models,
+                                     "curve_points": [{"curve": "lm2", "train_size": 400, "results": "elsewhere"}]}))
+    assert main(["--scale", str(scale), "--dry-run"]) == 2
+    assert "curve point of 'lm2': not a curve of this scale (lm)" in capsys.readouterr().err.splitlines()[0]
 
     results = Path(tempfile.mkdtemp(prefix="igbench-sizes-"))  # hand-made scores, outside the schema-checked tmp
     try:
-        for row, px in (("prior", 24.0), ("lm-n50-seed0", 8.0), ("lm-n50-seed1", 6.0), ("lm-n200-seed0", 2.0)):
-            split = {"n": 10, "parse_rate": 1.0, "pos_err_px_mean": px}
+        # "elsewhere/lm": the N = 400 point, another scale's row (curve_points)
+        for row, px in (("prior", 24.0), ("lm-n50-seed0", 8.0), ("lm-n50-seed1", 6.0), ("lm-n200-seed0", 2.0),
+                        ("elsewhere/lm", 1.0)):
+            split = {"n": 10, "parse_rate": 1.0, "pos_err_px_mean": px, "ci95": {"pos_err_px_mean": [px / 2, 2 * px]}}
             (results / row / "dot2d").mkdir(parents=True)
             write_json_atomic(results / row / "dot2d" / "scores.json",
-                              {"results": {"dot2d/test": split, "dot2d/ood": dict(split, pos_err_px_mean=3 * px)}})
+                              {"results": {"dot2d/test": split, "dot2d/ood": dict(
+                                  split, pos_err_px_mean=3 * px, ci95={"pos_err_px_mean": [1.5 * px, 6 * px]})}})
+        from igbench.leaderboard.run import CurvePoint
+
+        config.curve_points = [CurvePoint("lm", 400, str(results / "elsewhere" / "lm"))]
         text = write_table(config, "toy", results, {}, []).read_text()
         plotted = (results / "data_efficiency.png").exists()
     finally:
         shutil.rmtree(results)
     section = text[text.index("## Data efficiency"):].split("\n## ")[0]
-    assert "| model | N = 50 | N = 200 |" in section
+    assert "| model | N = 50 | N = 200 | N = 400 |" in section
     sd = 2 ** 0.5  # of 8 and 6
-    assert f"| lm | 7.00 ± {sd:.2f} / 21.00 ± {3 * sd:.2f} | 2.00 / 6.00 |" in section  # one seed of 200 so far
+    # one seed of 200 so far, shown with its interval; 400 from the other scale's row
+    assert (f"| lm | 7.00 ± {sd:.2f} / 21.00 ± {3 * sd:.2f} | 2.00 [1.00, 4.00] / 6.00 [3.00, 12.00] | "
+            "1.00 [0.50, 2.00] / 3.00 [1.50, 6.00] |" in section)
+    assert f"- lm, N = 400: the row in `{results / 'elsewhere' / 'lm'}`" in section
     assert "| prior |" not in section
     assert plotted and "![data efficiency](data_efficiency.png)" in section

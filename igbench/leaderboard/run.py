@@ -106,6 +106,16 @@ class TargetEntry:
 
 
 @dataclass
+class CurvePoint:
+    """A data-efficiency point another scale has measured: the row in `results` (a results folder of that scale's
+    row, holding <task>/scores.json), trained with the same commands on `train_size` samples, shown on `curve`
+    (a model entry of this scale with `train_sizes`) instead of training it again."""
+    curve: str = ""
+    train_size: int = 0
+    results: str = ""
+
+
+@dataclass
 class LeaderboardConfig:
     task: str = "clevr"
     data: str = "data/bench"
@@ -120,6 +130,7 @@ class LeaderboardConfig:
     models: list[ModelEntry] = field(default_factory=list)
     refine: list[RefineEntry] = field(default_factory=list)
     targets: list[TargetEntry] = field(default_factory=list)
+    curve_points: list[CurvePoint] = field(default_factory=list)
     budget_hours: Optional[float] = None  # the wall-clock time the whole scale should take (the table checks it)
 
 
@@ -146,6 +157,13 @@ def load_leaderboard_config(scale: str, overrides=()) -> LeaderboardConfig:
             raise UserError(f"target '{target.metric}' needs exactly one of at_least and at_most")
         if target.baseline not in rows:
             raise UserError(f"target '{target.metric}': baseline '{target.baseline}' is not one of the rows ({', '.join(rows)})")
+    curves = {m.curve for m in config.models if m.curve}
+    for point in config.curve_points:
+        if point.curve not in curves:
+            known = ", ".join(sorted(curves)) or "none: no model entry has train_sizes"
+            raise UserError(f"curve point of '{point.curve}': not a curve of this scale ({known})")
+        if point.train_size < 1 or not point.results:
+            raise UserError(f"curve point of '{point.curve}': needs a train_size >= 1 and a results folder")
     for entry in config.refine:
         _check_refiner(entry.name)
         if entry.base not in rows:

@@ -141,7 +141,7 @@ def write_table(config, scale: str, results: Path, fingerprints: dict, render_co
                   "metrics do not). Render the data again with this igbench version for consistent image metrics.", ""]
     lines += _seeds_section(config, rows, task, id_split, ood_split, layout)
     efficiency = _data_efficiency(config, rows, task, id_split, ood_split, layout.position)
-    lines += _data_efficiency_section(efficiency, layout.position, id_split, ood_split)
+    lines += _data_efficiency_section(config, efficiency, layout.position, id_split, ood_split)
     lines += _targets_section(config, rows, task, id_split, ood_split)
     refine_rows = _refine_section(config, results, task, id_split, ood_split)
     lines += refine_rows
@@ -304,38 +304,52 @@ def _seeds_section(config, rows, task: str, id_split, ood_split, layout) -> list
 
 
 def _data_efficiency(config, rows, task: str, id_split, ood_split, position) -> dict:
-    """curve -> train size -> split -> the position error of each of its rows scored so far (one per seed)."""
+    """curve -> train size -> split -> (position error, its 95% interval or None) of each of its rows scored so
+    far (one per seed), with the scale's `curve_points` read from their results folders."""
     results = {name: scores.get("results", {}) for name, scores, _ in rows}
+    points = [(entry.curve, entry.train_size, results[entry.row]) for entry in config.models
+              if entry.curve and entry.row in results]
+    for point in config.curve_points:
+        path = Path(point.results) / task / "scores.json"
+        if path.exists():
+            points.append((point.curve, point.train_size, json.loads(path.read_text()).get("results", {})))
     curves: dict = {}
-    for entry in config.models:
-        if entry.curve and entry.row in results:
-            per_split = curves.setdefault(entry.curve, {}).setdefault(entry.train_size, {id_split: [], ood_split: []})
-            for split in (id_split, ood_split):
-                v = metric_value(results[entry.row].get(f"{task}/{split}", {}), position[1])
-                if v is not None:
-                    per_split[split].append(v)
-    return curves
+    for curve, size, result in points:
+        per_split = curves.setdefault(curve, {}).setdefault(size, {id_split: [], ood_split: []})
+        for split in (id_split, ood_split):
+            split_result = result.get(f"{task}/{split}", {})
+            v = metric_value(split_result, position[1])
+            if v is not None:
+                per_split[split].append((v, split_result.get("ci95", {}).get(position[1])))
+    return {curve: dict(sorted(by_size.items())) for curve, by_size in curves.items()}
 
 
-def _data_efficiency_section(curves: dict, position, id_split, ood_split) -> list[str]:
+def _data_efficiency_section(config, curves: dict, position, id_split, ood_split) -> list[str]:
     """The position error against the number of training samples (a model entry's `train_sizes`): the
-    mean over the seeds of each size (± their standard deviation when there are several)."""
+    mean over the seeds of each size (± their standard deviation when there are several), or one seed's value
+    with its 95% bootstrap interval."""
     if not curves:
         return []
     sizes = sorted({n for by_size in curves.values() for n in by_size})
     label, _, spec = position
 
-    def cell(values: list) -> str:
-        if not values:
+    def cell(measured: list) -> str:
+        if not measured:
             return "–"
-        mean, sd = spread(values)
-        return spec.format(mean) + (f" ± {spec.format(sd)}" if len(values) > 1 else "")
+        if len(measured) == 1:
+            value, ci = measured[0]
+            return spec.format(value) + (f" [{spec.format(ci[0])}, {spec.format(ci[1])}]" if ci else "")
+        mean, sd = spread([value for value, _ in measured])
+        return f"{spec.format(mean)} ± {spec.format(sd)}"
 
     lines = ["## Data efficiency", "",
              f"Mean {label} (lower is better), `{id_split} / {ood_split}`, against the number of training samples "
-             "(the train split's first N; the same steps for every N). With several seeds: mean ± standard "
-             "deviation over them.", "",
-             "| model | " + " | ".join(f"N = {n}" for n in sizes) + " |", "|---|" + "--:|" * len(sizes)]
+             "(the train split's first N; the same steps for every N). One seed: its value [95% bootstrap "
+             "interval]; several: mean ± standard deviation over them.", ""]
+    if config.curve_points:
+        lines += [f"- {point.curve}, N = {point.train_size:,}: the row in `{point.results}`, trained with the same "
+                  "commands on that many samples, not trained again here." for point in config.curve_points] + [""]
+    lines += ["| model | " + " | ".join(f"N = {n:,}" for n in sizes) + " |", "|---|" + "--:|" * len(sizes)]
     for curve, by_size in curves.items():
         cells = [f"{cell(by_size[n][id_split])} / {cell(by_size[n][ood_split])}" if n in by_size else "–" for n in sizes]
         lines.append(f"| {curve} | " + " | ".join(cells) + " |")
@@ -351,7 +365,7 @@ def _plot_data_efficiency(curves: dict, position, id_split, ood_split, path: Pat
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), sharey=True)
     for ax, split in zip(axes, (id_split, ood_split)):
         for curve, by_size in curves.items():
-            points = [(n, *spread(by_size[n][split])) for n in sorted(by_size) if by_size[n][split]]
+            points = [(n, *spread([value for value, _ in by_size[n][split]])) for n in by_size if by_size[n][split]]
             if points:
                 n, mean, sd = zip(*points)
                 ax.errorbar(n, mean, yerr=sd, marker="o", capsize=3, label=curve)
