@@ -17,6 +17,7 @@ samples ?=
 device ?= cpu
 scale ?= small
 jobs ?= 1
+rows ?=
 
 .PHONY: setup render test test-fast bench benchmark leaderboard clean
 
@@ -49,9 +50,10 @@ bench: setup
 # `make bench`: render speed on this machine (igbench bench render). `make benchmark` (or `make leaderboard`):
 # the leaderboard (docs/baselines.md): render, train every model, predict, score -> results/README.md.
 # scale=small (default: 2 CPU cores, under an hour), cpu, dot2d, or paper (GPUs: 4,000 train images, the 7B
-# recipe); jobs=N trains, predicts and scores N rows at once.
+# recipe), cpu-curves (CLEVR data efficiency); jobs=N trains, predicts and scores N rows at once; rows=a,b only
+# those rows (the table keeps every row already scored).
 benchmark leaderboard: setup
-	$(BIN)/python -m igbench.leaderboard.run --scale $(scale) --jobs $(jobs)
+	$(BIN)/python -m igbench.leaderboard.run --scale $(scale) --jobs $(jobs) --rows "$(rows)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,8 +1,11 @@
-"""Scene samplers, one module per task family (pure Python and numpy; no Blender).
+"""Scene samplers, one module per task family (Python and numpy, the CLEVR sampler's bulk loops compiled with
+numba; no Blender).
 
-A sampler implements `sample(task, split, index, seed) -> Scene` (and may add `sample_many(task, split,
-indices, seeds)`, the same scenes in the same order, many at once). `sample_scene` derives the seed: sample `index` of (task, split, base seed) is the same scene on any machine, in any order,
-with any number of workers. `attempt` counts re-draws after a failed visibility check.
+A sampler implements `sample(task, split, index, seed) -> Scene`, and may add `sample_many(task, split, indices,
+seeds)`, the same scenes in the same order many at once, and `sample_lines(task, split, indices, seeds, lines)`,
+their `SceneLines` text. `sample_scene` derives the seed: sample `index` of (task, split, base seed) is the same
+scene on any machine, in any order, with any number of workers. `attempt` counts re-draws after a failed
+visibility check.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from igbench.generators.stream import seed_sequence_words
-from igbench.scene import Scene
+from igbench.scene import Scene, SceneLines
 from igbench.task import Task
 
 
@@ -44,6 +47,16 @@ def sampler(task: Task):
 def sample_scene(task: Task, split: str, index: int, base_seed: int, attempt: int = 0) -> Scene:
     seed = scene_seed(task.name, split, index, base_seed, attempt)
     return sampler(task).sample(task, split, index, seed)
+
+
+def sample_lines(task: Task, split: str, indices, base_seed: int, lines: SceneLines) -> Iterator[str]:
+    """lines.line(scene) for each scene of sample_scenes(task, split, indices, base_seed), through the sampler's
+    `sample_lines` where it has one (the CLEVR sampler writes them from its arrays, in compiled code)."""
+    module = sampler(task)
+    indices = list(indices)
+    if hasattr(module, "sample_lines"):
+        return module.sample_lines(task, split, indices, scene_seeds(task.name, split, indices, base_seed), lines)
+    return (lines.line(scene) for scene in sample_scenes(task, split, indices, base_seed))
 
 
 def sample_scenes(task: Task, split: str, indices, base_seed: int) -> Iterator[Scene]:

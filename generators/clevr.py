@@ -12,14 +12,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
 from igbench.program import Obj, Program
-from igbench.generators.common import (LIGHTS, jittered_camera, jittered_cameras, jittered_light_sets, jittered_lights,
-                                       place_with_retries)
+from igbench.generators.common import (LIGHTS, jittered_camera, jittered_camera_matrices, jittered_light_locations,
+                                       jittered_lights, light_sets, place_with_retries)
 from igbench.generators.stream import LOW32, DrawStream, bounded, pcg64_states, uniforms
-from igbench.scene import Scene, ground_axes, object_scale
+from igbench.scene import Camera, Scene, SceneLines, ground_axes, object_scale
 from igbench.task import Task
 
 
@@ -96,36 +97,68 @@ def _fits(x, y, radius, placed, directions, min_gap, margin) -> bool:
 # ------------------------------------------------------------------------------------- many scenes at once
 
 SCENES_AT_ONCE = 1024  # scenes started (seeded, their first draws made) and placed per call of the compiled loop
-COMPILED_FROM = 400  # fewer scenes are drawn one by one: the compiled loop's start (numba's import and first call,
-# about 1 CPU s) costs more than they do (2-3 ms each)
+COMPILED_FROM = 400  # fewer scenes are drawn one by one: the compiled loops' start (numba's import and first calls,
+# about 1.3 CPU s) costs more than they do (2-3 ms each)
 BAND = 1e-9  # relative width, around the tests' thresholds, of the distances that `sample` decides instead
 
 
 def sample_many(task: Task, split: str, indices, seeds) -> Iterator[Scene]:
     """sample(task, split, i, s) for each i, s of zip(indices, seeds), in order, the same scenes bit for bit,
-    SCENES_AT_ONCE at a time (runs of fewer than COMPILED_FROM one by one): their bit generators seeded by state at once (numpy's SeedSequence,
-    vectorised), their first raw values turned into cameras, lights and object counts in bulk, and their layout
-    loops run compiled (generators/clevr_layouts.py). A scene goes to `sample` wherever the compiled loop could
-    differ from it (clevr_layouts says when) and where it finds no layout (`sample` raises the error)."""
+    SCENES_AT_ONCE at a time (runs of fewer than COMPILED_FROM one by one): their bit generators seeded by state
+    at once (numpy's SeedSequence, vectorised), their first raw values turned into cameras, lights and object
+    counts in bulk, and their layout loops run compiled (generators/clevr_layouts.py). A scene goes to `sample`
+    wherever the compiled loop could differ from it (clevr_layouts says when) and where it finds no layout
+    (`sample` raises the error)."""
     if len(indices) < COMPILED_FROM:
         yield from (sample(task, split, index, seed) for index, seed in zip(indices, seeds))
         return
-    scenes = _ManyScenes(task, _split_rules(task, split))
-    jobs = zip(indices, seeds)
-    while chunk := list(itertools.islice(jobs, SCENES_AT_ONCE)):
+    scenes = _ManyScenes(task, split)
+    for chunk in _chunks(indices, seeds):
         for (index, seed), found in zip(chunk, scenes.sample(chunk)):
             yield Scene(task.name, split, index, seed, *found) if found else sample(task, split, index, seed)
+
+
+def sample_lines(task: Task, split: str, indices, seeds, lines: SceneLines) -> Iterator[str]:
+    """lines.line(scene) for the scenes of sample_many(task, split, indices, seeds), the same text, written by
+    compiled code from the sampler's arrays (generators/clevr_lines.py) without building the scenes; a scene that
+    `sample` must draw, or with a number the compiled writers do not take, through lines.line."""
+    if len(indices) < COMPILED_FROM:
+        yield from (lines.line(sample(task, split, index, seed)) for index, seed in zip(indices, seeds))
+        return
+    scenes = _ManyScenes(task, split)
+    for chunk in _chunks(indices, seeds):
+        for (index, seed), text in zip(chunk, scenes.lines(chunk, lines)):
+            yield text if text is not None else lines.line(sample(task, split, index, seed))
+
+
+def _chunks(indices, seeds) -> Iterator[list[tuple[int, int]]]:
+    jobs = zip(indices, seeds)
+    while chunk := list(itertools.islice(jobs, SCENES_AT_ONCE)):
+        yield chunk
+
+
+class _Placed(NamedTuple):
+    """Scenes sampled in bulk (_ManyScenes.place), as arrays, one row per scene."""
+
+    world_to_camera: np.ndarray  # (n, 4, 4)
+    light_locations: np.ndarray  # (n, lights, 3)
+    count: np.ndarray  # objects
+    kinds: np.ndarray  # (n, most, 4): each object's size, shape, colour and material indices
+    xy: np.ndarray  # (n, most, 2)
+    yaw: np.ndarray  # (n, most): nan for a shape without one
+    ok: np.ndarray  # False: `sample` must draw the scene
 
 
 class _ManyScenes:
     """What the compiled layout loop needs of a split: its sizes, shapes, colours and rules, as arrays."""
 
-    def __init__(self, task: Task, rules: dict):
+    def __init__(self, task: Task, split: str):
         from igbench.generators import clevr_layouts  # numba: only the bulk path pays its import
 
         self.compiled = clevr_layouts
+        self.task, self.split = task, split
+        self.rules = rules = _split_rules(task, split)
         sizes = task.spec["sizes"]
-        self.rules = rules
         self.size_names = list(sizes)
         self.radii = np.array([float(sizes[name]) for name in self.size_names])
         self.colors_by_shape = rules["colors_by_shape"]
@@ -141,20 +174,21 @@ class _ManyScenes:
         # the largest distance a test compares (the compiled sqrt and CPython's hypot differ by an ulp or so)
         self.band = BAND * (2 * max(abs(self.low), abs(self.high)) + 2 * self.radii.max() + abs(self.gap) + self.margin)
         self.most = int(rules["num_objects"][1])
+        self.templates: tuple | None = None  # the line templates (see lines), made for the first chunk
 
-    def sample(self, jobs: list[tuple[int, int]]) -> list[tuple | None]:
-        """(program, camera, lights) of each (index, seed), or None where `sample` must draw it."""
+    def place(self, jobs: list[tuple[int, int]]) -> _Placed:
+        """The scenes of (index, seed) pairs: cameras, lights and object counts from their first raw values, then
+        their layouts from the compiled loop."""
         rules, camera, lights = self.rules, self.rules["camera"], self.rules["lights"]
         low, high = rules["num_objects"]
         choices = high + 1 - low
         first = 3 + 3 * len(LIGHTS) + (choices > 1)  # raw values before the layouts (numpy draws no word for one choice)
         gens = self.compiled.generators(pcg64_states(seed for _, seed in jobs))
         raw = self.compiled.raw_values(gens, first)
-        cameras = jittered_cameras(camera, rules["visibility_resolution"],
-                                   uniforms(raw[:, :3], -camera["jitter"], camera["jitter"]))
+        world_to_camera = jittered_camera_matrices(camera, uniforms(raw[:, :3], -camera["jitter"], camera["jitter"]))
         light_offsets = uniforms(raw[:, 3:3 + 3 * len(LIGHTS)], -lights["jitter"], lights["jitter"])
-        light_sets = jittered_light_sets(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3))
-        axes = np.ascontiguousarray(ground_axes(np.array([c.world_to_camera for c in cameras]))[:, :, :2])
+        light_locations = jittered_light_locations(lights, light_offsets.reshape(len(jobs), len(LIGHTS), 3))
+        axes = np.ascontiguousarray(ground_axes(world_to_camera)[:, :, :2])
         count, rejected = np.full(len(jobs), low, np.int64), np.zeros(len(jobs), bool)
         if choices > 1:  # integers(low, high + 1): Lemire's draw on the low half of the last value; the high half waits
             drawn, rejected = bounded(raw[:, -1] & np.uint64(LOW32), np.uint64(choices))
@@ -166,10 +200,78 @@ class _ManyScenes:
         self.compiled.place_layouts(gens, count, axes, self.radii, self.low, self.high, self.gap, self.margin,
                                     self.max_tries, self.max_layouts, self.n_colors, len(self.materials),
                                     self.half_period, self.band, kinds, xy, yaw, status)
-        ok = ((status == self.compiled.DONE) & ~rejected).tolist()
-        programs = self._programs(count, kinds, xy, yaw)
-        return [(program, camera, light_set) if fits else None
-                for program, camera, light_set, fits in zip(programs, cameras, light_sets, ok)]
+        return _Placed(world_to_camera, light_locations, count, kinds, xy, yaw,
+                       (status == self.compiled.DONE) & ~rejected)
+
+    def sample(self, jobs: list[tuple[int, int]]) -> list[tuple | None]:
+        """(program, camera, lights) of each (index, seed), or None where `sample` must draw it."""
+        placed = self.place(jobs)
+        camera = self.rules["camera"]
+        width, height = self.rules["visibility_resolution"]
+        cameras = Camera.many(placed.world_to_camera, camera["focal_mm"], camera["sensor_width_mm"], width, height)
+        light_lists = light_sets(self.rules["lights"], placed.light_locations)
+        programs = self._programs(placed.count, placed.kinds, placed.xy, placed.yaw)
+        return [(program, camera, lights) if ok else None
+                for program, camera, lights, ok in zip(programs, cameras, light_lists, placed.ok.tolist())]
+
+    def lines(self, jobs: list[tuple[int, int]], scene_lines: SceneLines) -> list[str | None]:
+        """scene_lines.line of each (index, seed)'s scene, or None where it must be drawn by `sample` and written
+        by scene_lines. The compiled writer fills scene_lines' own templates (SceneLines.marked_templates): one per
+        kind of object (size, shape, colour and material), the rest from the first chunk's first scene."""
+        from igbench.generators import clevr_lines
+
+        placed = self.place(jobs)
+        if self.templates is None:
+            self.templates = self._line_templates(placed, scene_lines)
+        text, starts, capacity = self.templates
+        if text is None:  # the split's text has no such templates: every scene through scene_lines
+            return [None] * len(jobs)
+        size, shape, color, material = np.moveaxis(placed.kinds, 2, 0)
+        kind = ((size * len(self.shapes) + shape) * int(self.n_colors.max()) + color) * len(self.materials) + material
+        values = np.stack([placed.xy[:, :, 0], placed.xy[:, :, 1], np.array(self.heights)[shape, size], placed.yaw],
+                          axis=2)
+        index, seed = (np.array(column, np.uint64) for column in zip(*jobs))
+        out = np.empty(capacity * len(jobs), np.uint8)
+        ends = clevr_lines.write_lines(text, starts, len(LIGHTS), index, seed, placed.count, kind, values.view(np.uint64),
+                                       placed.world_to_camera.reshape(-1, 16).view(np.uint64),
+                                       np.ascontiguousarray(placed.light_locations).view(np.uint64), out)
+        written = iter(out[:int(ends.max()) + 1].tobytes().decode("ascii").split("\n"))
+        texts = [next(written) if end >= 0 else None for end in ends.tolist()]
+        return [text if ok else None for text, ok in zip(texts, placed.ok.tolist())]
+
+    def _line_templates(self, placed: _Placed, scene_lines: SceneLines) -> tuple:
+        """(the templates' bytes, where each starts, the bytes a line may take) for clevr_lines.write_lines, or
+        (None, None, 0) where scene_lines has none. Kind k = ((size * shapes + shape) * colours + colour) *
+        materials + material, with as many colours for every shape as the one with most (the others repeat their
+        last: never drawn)."""
+        from igbench.generators.clevr_lines import WIDEST
+
+        camera = self.rules["camera"]
+        width, height = self.rules["visibility_resolution"]
+        (first_camera,) = Camera.many(placed.world_to_camera[:1], camera["focal_mm"], camera["sensor_width_mm"],
+                                      width, height)
+        (first_lights,) = light_sets(self.rules["lights"], placed.light_locations[:1])
+        scene = Scene(self.task.name, self.split, 0, 0, Program([]), first_camera, first_lights)
+        kinds = []
+        for size, size_name in enumerate(self.size_names):
+            for shape, shape_name in enumerate(self.shapes):
+                colors = self.colors_by_shape[shape_name]
+                numbers = {"loc": (0.0, 0.0, self.heights[shape][size])}
+                if not math.isnan(self.half_period[shape]):
+                    numbers["rotation"] = (0.0,)
+                for color in range(int(self.n_colors.max())):
+                    for material in self.materials:
+                        attrs = {"shape": shape_name, "color": colors[min(color, len(colors) - 1)], "material": material,
+                                 "size": size_name}
+                        kinds.append(Obj(attrs, numbers))
+        templates = scene_lines.marked_templates(scene, kinds)
+        if templates is None:
+            return None, None, 0
+        widths = [len(t) + (WIDEST - 1) * sum(t.count(m) for m in b"\x00\x01\x02\x03") for t in templates]
+        n_frame = 4 + len(LIGHTS)
+        rows, programs = widths[n_frame:n_frame + len(kinds)], widths[n_frame + len(kinds):]
+        capacity = sum(widths[:n_frame]) + 2 * len(LIGHTS) + self.most * (max(rows) + max(programs) + 4) + 1
+        return (np.frombuffer(b"".join(templates), np.uint8), np.cumsum([0] + [len(t) for t in templates]), capacity)
 
     def _programs(self, count, kinds, xy, yaw) -> list[Program]:
         """The layouts as programs (arrays read once for all of them)."""

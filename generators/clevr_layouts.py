@@ -17,6 +17,8 @@ import math
 import numba
 import numpy as np
 
+from igbench.generators.float_text import high_product
+
 DONE, FALLBACK = 0, 1  # a scene's status: placed; `sample` must draw it
 MASK64 = (1 << 64) - 1
 LOW32 = np.uint64(0xFFFFFFFF)
@@ -34,20 +36,10 @@ def generators(states: list[dict]) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _high_product(a, b):
-    """The high 64 bits of the 128-bit product of two uint64, from 32-bit halves."""
-    low32, shift = np.uint64(0xFFFFFFFF), np.uint64(32)
-    a0, a1, b0, b1 = a & low32, a >> shift, b & low32, b >> shift
-    low_low, low_high, high_low = a0 * b0, a0 * b1, a1 * b0
-    middle = (low_low >> shift) + (low_high & low32) + (high_low & low32)
-    return a1 * b1 + (low_high >> shift) + (high_low >> shift) + (middle >> shift)
-
-
-@numba.njit(cache=True)
 def _raw(gen):
     """numpy's pcg64_next64: step the 128-bit state (state * multiplier + increment), then XSL-RR of the new one."""
     high, low = gen[STATE_HIGH], gen[STATE_LOW]
-    new_high = _high_product(low, MULT_LOW) + low * MULT_HIGH + high * MULT_LOW
+    new_high = high_product(low, MULT_LOW) + low * MULT_HIGH + high * MULT_LOW
     new_low = low * MULT_LOW
     added = new_low + gen[INC_LOW]
     new_high += gen[INC_HIGH] + np.uint64(added < new_low)

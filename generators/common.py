@@ -22,8 +22,12 @@ def jittered_camera(spec: dict, resolution, rng) -> Camera:
 def jittered_cameras(spec: dict, resolution, offsets: np.ndarray) -> list[Camera]:
     """jittered_camera for many drawn offsets (n, 3) at once."""
     width, height = resolution
-    world_to_camera = look_at_matrices(np.asarray(spec["location"], float) + offsets, spec["look_at"])
-    return Camera.many(world_to_camera, spec["focal_mm"], spec["sensor_width_mm"], width, height)
+    return Camera.many(jittered_camera_matrices(spec, offsets), spec["focal_mm"], spec["sensor_width_mm"], width, height)
+
+
+def jittered_camera_matrices(spec: dict, offsets: np.ndarray) -> np.ndarray:
+    """world_to_camera (n, 4, 4) of the cameras at `location` plus each offset (n, 3), looking at `look_at`."""
+    return look_at_matrices(np.asarray(spec["location"], float) + offsets, spec["look_at"])
 
 
 def shell_camera(spec: dict, resolution, rng) -> Camera:
@@ -47,8 +51,17 @@ def jittered_lights(spec: dict, rng, names=LIGHTS) -> list[Light]:
 
 def jittered_light_sets(spec: dict, offsets: np.ndarray, names=LIGHTS) -> list[list[Light]]:
     """jittered_lights for many drawn offsets (n, len(names), 3) at once."""
+    return light_sets(spec, jittered_light_locations(spec, offsets, names), names)
+
+
+def jittered_light_locations(spec: dict, offsets: np.ndarray, names=LIGHTS) -> np.ndarray:
+    """The lights' `location`s plus each drawn offset (n, len(names), 3)."""
+    return np.array([spec[name]["location"] for name in names], float) + offsets
+
+
+def light_sets(spec: dict, locations: np.ndarray, names=LIGHTS) -> list[list[Light]]:
+    """The area lights of `spec` at each row of locations (n, len(names), 3)."""
     decls = [spec[name] for name in names]
-    locations = np.array([decl["location"] for decl in decls], float) + offsets
     return [[Light(name, "AREA", tuple(location), (0.0, 0.0, 0.0), float(decl["energy"]), float(decl["size"]))
              for name, decl, location in zip(names, decls, lights)] for lights in locations.tolist()]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as json_string  # json.dumps' own string encoder (ensure_ascii)
 
@@ -186,7 +187,7 @@ class SceneLines:
         objects, programs = [], []
         for obj in scene.program:
             values = obj.numbers
-            key = (tuple(obj.attrs.items()), tuple(values), tuple(map(len, values.values())))
+            key = _object_key(obj)
             templates = self.objects.get(key) or self._object_templates(obj, key)
             if templates is None:
                 return self._dumped(scene)
@@ -214,6 +215,37 @@ class SceneLines:
                 f'"camera": {{"K": {K}, "world_to_camera": {world_to_camera}, "width": {camera.width!r}, '
                 f'"height": {camera.height!r}}}, "lights": [{", ".join(lights)}], '
                 f'"program": {json_string(program)}}}')
+
+    def marked_templates(self, scene: Scene, kinds: list[Obj]) -> list[bytes] | None:
+        """`line`'s text for compiled writers (generators/clevr_lines.py): templates in which one marker character
+        stands for each number (MARKERS), in this order: before the objects (the id's digits, index, seed), the
+        camera (world_to_camera's 16 numbers; the intrinsics and image size of `scene`'s camera, which every scene
+        written with them must share), the program's start, the end; each light of `scene` (its location; the rest
+        its own); then the row text of an object of each of `kinds` (its numbers in the order it holds them),
+        then their program text, JSON-escaped. None where a part has no such template (a number that is not
+        finite, a field the program does not show)."""
+        camera, strings = scene.camera, self.strings
+        K = self._repeated(camera.K)
+        lights = [self._repeated(light.name, light.type, light.target, light.energy, light.size) for light in scene.lights]
+        templates = [self.objects.get(key) or self._object_templates(obj, key)
+                     for obj, key in ((obj, _object_key(obj)) for obj in kinds)]
+        if K is None or None in lights or None in templates:
+            return None
+        given = [K, scene.task, scene.split, *(text for pair in lights + templates for text in pair)]
+        if any(marker in text for text in given for marker in MARKERS):  # (JSON escapes them: never in practice)
+            return None
+        location = "[" + ", ".join([REPR] * 3) + "]"
+        world_to_camera = "[" + ", ".join(["[" + ", ".join([REPR] * 4) + "]"] * 4) + "]"
+        parts = [f'{{"id": {json_string(f"{scene.task}/{scene.split}/")[:-1]}{ID}", "task": {strings[scene.task]}, '
+                 f'"split": {strings[scene.split]}, "index": {INT}, "seed": {INT}, "objects": [',
+                 f'], "camera": {{"K": {K}, "world_to_camera": {world_to_camera}, "width": {camera.width!r}, '
+                 f'"height": {camera.height!r}}}, "lights": [',
+                 '], "program": "', '"}', *(before + location + after for before, after in lights)]
+        rows = [_marked(row, {"%s": REPR}) for row, _ in templates]
+        programs = [_marked(json_string(program)[1:-1], {self.number: FIXED3}) for _, program in templates]
+        if None in rows or None in programs:
+            return None
+        return [part.encode("ascii") for part in parts + rows + programs]
 
     def _dumped(self, scene: Scene) -> str:
         return json.dumps({**scene.to_dict(self.task), "program": format_program(scene.program, self.task)})
@@ -256,6 +288,30 @@ class SceneLines:
                         f', "target": {list(target)!r}, "energy": {energy!r}, "size": {size!r}}}')
             entry = self.repeated[key] = (parts, None if "n" in numbers else text)
         return entry[1]
+
+
+# The markers of SceneLines.marked_templates: a number written as repr, one written as the program's %+.3f, an
+# integer, and an integer zero-padded to 6 digits (the sample id's).
+REPR, FIXED3, INT, ID = "\x00", "\x01", "\x02", "\x03"
+MARKERS = (REPR, FIXED3, INT, ID)
+_CONVERSION = re.compile(r"%(?:%|s|\+\.\d+f|\.0s)?")
+
+
+def _object_key(obj: Obj) -> tuple:
+    """What decides an object's templates: its attributes, its numeric fields and their lengths."""
+    return tuple(obj.attrs.items()), tuple(obj.numbers), tuple(map(len, obj.numbers.values()))
+
+
+def _marked(template: str, holes: dict[str, str]) -> str | None:
+    """A %-template with each conversion in `holes` as its marker and each '%%' as '%'; None for another one."""
+    parts, at = [], 0
+    for match in _CONVERSION.finditer(template):
+        conversion = match.group(0)
+        if conversion != "%%" and conversion not in holes:
+            return None
+        parts += [template[at:match.start()], "%" if conversion == "%%" else holes[conversion]]
+        at = match.end()
+    return "".join(parts) + template[at:]
 
 
 def _literal(string: str) -> str:

@@ -74,12 +74,30 @@ def test_many_at_once_equals_one_by_one_on_a_crowded_split(tmp_path, rules, comp
     negative gap (objects may overlap) and three sizes (a size's word may be rejected too) alike."""
     from igbench.generators import sample_scenes
 
+    from igbench.generators import sample_lines
+    from igbench.scene import SceneLines
+
     task = crowded_task(tmp_path, **rules)
     many = list(sample_scenes(task, "crowded", range(150), 4))
+    lines = SceneLines(task)
+    texts = list(sample_lines(task, "crowded", range(150), 4, lines))
     for i in range(150):
         one = sample_scene(task, "crowded", i, 4)
         assert many[i].to_dict(task) == one.to_dict(task), i
         assert format_program(many[i].program, task) == format_program(one.program, task)
+        assert texts[i] == SceneLines(task).line(one), i
+
+
+def test_lines_with_numbers_the_compiled_writers_do_not_take_are_written_in_python(tmp_path, compiled_for_any_size):
+    """Positions beyond %+.3f's compiled range (2**52) on some scenes: those lines come from SceneLines."""
+    from igbench.generators import sample_lines, sample_scenes
+    from igbench.scene import SceneLines
+
+    task = crowded_task(tmp_path, num_objects=[3, 4], xy_range=[-1e16, 1e16])
+    scenes = list(sample_scenes(task, "crowded", range(40), 1))
+    assert any(abs(obj.loc[0]) > 2**52 for scene in scenes for obj in scene.program)
+    assert list(sample_lines(task, "crowded", range(40), 1, SceneLines(task))) == [
+        SceneLines(task).line(scene) for scene in scenes]
 
 
 @pytest.mark.parametrize("at_once, band", [(1, 1e-9), (7, 1e-9), (1024, 1e-3)])

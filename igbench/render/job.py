@@ -130,13 +130,13 @@ def run_render(config: RenderConfig, progress: bool = True) -> RenderReport:
 def write_programs(task: Task, config: RenderConfig, root: Path, progress: bool) -> RenderReport:
     """`--programs-only`: the sampled scenes as JSON lines, without rendering (and so without the
     visibility check: these are each sample's first candidate)."""
-    from igbench.generators import sample_scenes
+    from igbench.generators import sample_lines
     from igbench.scene import SceneLines
 
     root.mkdir(parents=True, exist_ok=True)
     path = root / "programs.jsonl"
     lines = SceneLines(task)
-    texts = (lines.line(scene) for scene in sample_scenes(task, config.split, range(config.n), config.seed))
+    texts = sample_lines(task, config.split, range(config.n), config.seed, lines)
     with replaced_atomically(path) as tmp, open(tmp, "w") as f, garbage_collection_paused(), \
             (_progress(texts, config, config.n, progress, initial=0) if progress else nullcontext(texts)) as texts:
         for text in texts:
