@@ -148,14 +148,7 @@ def shortest(bits):
         up = (vr == vm and (not even or not vm_trailing)) or last >= np.uint64(5)
         output = vr + (np.uint64(1) if up else np.uint64(0))
     else:
-        round_up = False
-        hundred = np.uint64(100)
-        if vp // hundred > vm // hundred:
-            round_up = vr % hundred >= np.uint64(50)
-            vr //= hundred
-            vp //= hundred
-            vm //= hundred
-            removed += 2
+        round_up = False  # the last digit dropped was 5 or more (no exact tie: the dropped digits are not all 0)
         while vp // ten > vm // ten:
             round_up = vr % ten >= np.uint64(5)
             vr //= ten
