@@ -150,7 +150,8 @@ class _Placed(NamedTuple):
 
 
 class _ManyScenes:
-    """What the compiled layout loop needs of a split: its sizes, shapes, colours and rules, as arrays."""
+    """A split's scenes in bulk: its sizes, shapes, colours and rules as the compiled loops take them; `sample`
+    gives the scenes of (index, seed) pairs, `lines` their text."""
 
     def __init__(self, task: Task, split: str):
         from igbench.generators import clevr_layouts  # numba: only the bulk path pays its import
