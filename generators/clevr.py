@@ -207,10 +207,7 @@ class _ManyScenes:
     def sample(self, jobs: list[tuple[int, int]]) -> list[tuple | None]:
         """(program, camera, lights) of each (index, seed), or None where `sample` must draw it."""
         placed = self.place(jobs)
-        camera = self.rules["camera"]
-        width, height = self.rules["visibility_resolution"]
-        cameras = Camera.many(placed.world_to_camera, camera["focal_mm"], camera["sensor_width_mm"], width, height)
-        light_lists = light_sets(self.rules["lights"], placed.light_locations)
+        cameras, light_lists = self._cameras_and_lights(placed.world_to_camera, placed.light_locations)
         programs = self._programs(placed.count, placed.kinds, placed.xy, placed.yaw)
         return [(program, camera, lights) if ok else None
                 for program, camera, lights, ok in zip(programs, cameras, light_lists, placed.ok.tolist())]
@@ -246,12 +243,10 @@ class _ManyScenes:
         materials + material, with as many colours for every shape as the one with most (the others repeat their
         last: never drawn)."""
         from igbench.generators.clevr_lines import WIDEST
+        from igbench.scene import MARKERS
 
-        camera = self.rules["camera"]
-        width, height = self.rules["visibility_resolution"]
-        (first_camera,) = Camera.many(placed.world_to_camera[:1], camera["focal_mm"], camera["sensor_width_mm"],
-                                      width, height)
-        (first_lights,) = light_sets(self.rules["lights"], placed.light_locations[:1])
+        (first_camera,), (first_lights,) = self._cameras_and_lights(placed.world_to_camera[:1],
+                                                                    placed.light_locations[:1])
         scene = Scene(self.task.name, self.split, 0, 0, Program([]), first_camera, first_lights)
         kinds = []
         for size, size_name in enumerate(self.size_names):
@@ -268,11 +263,18 @@ class _ManyScenes:
         templates = scene_lines.marked_templates(scene, kinds)
         if templates is None:
             return None, None, 0
-        widths = [len(t) + (WIDEST - 1) * sum(t.count(m) for m in b"\x00\x01\x02\x03") for t in templates]
+        widths = [len(t) + (WIDEST - 1) * sum(t.count(marker.encode()) for marker in MARKERS) for t in templates]
         n_frame = 4 + len(LIGHTS)
         rows, programs = widths[n_frame:n_frame + len(kinds)], widths[n_frame + len(kinds):]
         capacity = sum(widths[:n_frame]) + 2 * len(LIGHTS) + self.most * (max(rows) + max(programs) + 4) + 1
         return (np.frombuffer(b"".join(templates), np.uint8), np.cumsum([0] + [len(t) for t in templates]), capacity)
+
+    def _cameras_and_lights(self, world_to_camera, light_locations) -> tuple[list[Camera], list[list]]:
+        """The split's cameras at these extrinsics (n, 4, 4) and its lights at these locations (n, lights, 3)."""
+        camera = self.rules["camera"]
+        width, height = self.rules["visibility_resolution"]
+        return (Camera.many(world_to_camera, camera["focal_mm"], camera["sensor_width_mm"], width, height),
+                light_sets(self.rules["lights"], light_locations))
 
     def _programs(self, count, kinds, xy, yaw) -> list[Program]:
         """The layouts as programs (arrays read once for all of them)."""
