@@ -611,3 +611,12 @@ def test_train_sizes_make_one_row_per_size_and_the_table_a_data_efficiency_curve
     assert f"- lm, N = 400: the row in `{results / 'elsewhere' / 'lm'}`" in section
     assert "| prior |" not in section
     assert plotted and "![data efficiency](data_efficiency.png)" in section
+
+
+def test_a_data_efficiency_plot_point_has_the_error_bar_of_its_table_cell():
+    from igbench.leaderboard.table import _error_bar
+
+    assert _error_bar([(2.0, [1.0, 4.0])]) == (2.0, 1.0, 2.0)  # one seed: its 95% interval, asymmetric
+    assert _error_bar([(2.0, None)]) == (2.0, 0.0, 0.0)
+    mean, below, above = _error_bar([(8.0, [7.0, 9.0]), (6.0, [5.0, 7.0])])  # seeds: mean ± their deviation
+    assert (mean, below, above) == (7.0, 2 ** 0.5, 2 ** 0.5)

@@ -356,6 +356,16 @@ def _data_efficiency_section(config, curves: dict, position, id_split, ood_split
     return lines + [""]
 
 
+def _error_bar(measured: list) -> tuple:
+    """(value, error below, error above) of one curve point, as its table cell gives it: one seed's value and
+    its 95% bootstrap interval (none without one), or the mean ± standard deviation over several seeds."""
+    if len(measured) == 1:
+        value, ci = measured[0]
+        return (value, value - ci[0], ci[1] - value) if ci else (value, 0.0, 0.0)
+    mean, sd = spread([value for value, _ in measured])
+    return mean, sd, sd
+
+
 def _plot_data_efficiency(curves: dict, position, id_split, ood_split, path: Path) -> bool:
     if not curves:
         return False
@@ -365,10 +375,10 @@ def _plot_data_efficiency(curves: dict, position, id_split, ood_split, path: Pat
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), sharey=True)
     for ax, split in zip(axes, (id_split, ood_split)):
         for curve, by_size in curves.items():
-            points = [(n, *spread([value for value, _ in by_size[n][split]])) for n in by_size if by_size[n][split]]
+            points = [(n, *_error_bar(by_size[n][split])) for n in by_size if by_size[n][split]]
             if points:
-                n, mean, sd = zip(*points)
-                ax.errorbar(n, mean, yerr=sd, marker="o", capsize=3, label=curve)
+                n, value, below, above = zip(*points)
+                ax.errorbar(n, value, yerr=[below, above], marker="o", capsize=3, label=curve)
         ax.set_xscale("log")
         sizes = sorted({n for by_size in curves.values() for n in by_size})
         ax.set_xticks(sizes, [f"{n:,}" for n in sizes], fontsize=8)
